@@ -1,0 +1,129 @@
+"""`prefopt`: one Typer command per objective; each resolves its recipe, then trains (or prints it with --dry-run).
+
+The command fixes the objective (`prefopt ipo` trains IPO whatever the recipe's `loss.name` says); the loss's own
+parameters still come from the recipe. User mistakes print one line and exit 2; failures exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+import typer
+
+from prefopt import __version__
+from prefopt.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Preference optimization that measures DPO's 3D-properties on every run.")
+
+RecipeOpt = typer.Option(..., "--recipe", "-r", help="YAML recipe (see docs/recipes.md).")
+SetOpt = typer.Option(None, "--set", "-s", help="Override a key: --set loss.beta=0.05 (repeatable).")
+DryOpt = typer.Option(False, "--dry-run", help="Print the fully resolved recipe and exit.")
+ResumeOpt = typer.Option(False, "--resume", help="Continue from the run directory's latest checkpoint.")
+
+TRAINERS = {
+    "sft": "Supervised fine-tuning: token-mean NLL on the completion.",
+    "dpo": "DPO (Eq. 5) with flex-β (loss.beta_chosen / loss.beta_rejected) and + SFT (loss.sft_weight).",
+    "ipo": "IPO (Azar et al. Eq. 17): squared loss towards h = 1/(2τ), τ = loss.beta.",
+    "slic": "SLiC-HF (Eq. 11): hinge on the log-prob margin, plus λ·NLL(chosen). No reference model.",
+    "rm": "Bradley-Terry reward model (Eq. 3) on a sequence-score head; `judge` and `ppo` load it.",
+}
+NOT_YET = {
+    "ppo": "(not available yet) PPO against a reward model trained by `prefopt rm`.",
+    "generate": "(not available yet) Sample N candidates per prompt from a model.",
+    "judge": "(not available yet) Score candidates and keep best/worst pairs.",
+}
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"prefopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """Preference optimization that measures DPO's 3D-properties on every run."""
+
+
+def _resolve(command: str, recipe_path: str, overrides: Optional[List[str]]):
+    from prefopt.objectives import resolve_betas
+    from prefopt.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path, overrides or [])
+    if command in TRAINERS:
+        recipe.loss.name = command
+        resolve_betas(recipe.loss)
+    return recipe
+
+
+def _run(command: str, recipe_path: str, overrides, dry_run: bool, resume: bool) -> None:
+    try:
+        recipe = _resolve(command, recipe_path, overrides)
+        if dry_run:
+            from prefopt.recipe import dump_recipe
+
+            typer.echo(dump_recipe(recipe), nl=False)
+            return
+        if command in NOT_YET:
+            raise UserError("not available yet")
+        _quiet_libraries()
+        from prefopt.objectives import OBJECTIVES
+        from prefopt.train import train
+
+        run_dir = train(recipe, OBJECTIVES[command], resume=resume)
+        if int(os.environ.get("RANK", 0)) == 0:
+            typer.echo(f"run directory: {run_dir}")
+    except UserError as e:
+        typer.echo(f"prefopt {command}: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("DS_ACCELERATOR", "cpu" if not _cuda() else "cuda")
+    import logging
+
+    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+    try:
+        from deepspeed.utils import logger
+
+        logger.setLevel(logging.WARNING)
+    except ImportError:
+        pass
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _make(command: str, help_text: str):
+    def cmd(recipe: str = RecipeOpt, set_: Optional[List[str]] = SetOpt, dry_run: bool = DryOpt,
+            resume: bool = ResumeOpt):
+        _run(command, recipe, set_, dry_run, resume)
+
+    cmd.__doc__ = help_text
+    app.command(command, help=help_text)(cmd)
+
+
+for _name, _help in {**TRAINERS, **NOT_YET}.items():
+    _make(_name, _help)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="prefopt")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The one collator every trainer uses: tokenized examples -> padded tensors for a single forward.
+
+Preference examples put all chosen sequences first and all rejected second, so one forward over `2B` rows
+serves both sides; SFT examples give `B` rows. `completion_mask` marks response tokens: the log-prob code scores
+token t (predicted from position t-1) wherever the mask is 1.
+
+A padding-free layout would emit the same keys plus `position_ids`/`cu_seqlens` for one packed row; the
+`layout` argument is where it plugs in, so there is never a second collator.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class Collator:
+    """Pad sequences on the right and build `input_ids`, `attention_mask`, `completion_mask`.
+
+    >>> c = Collator(pad_id=0)
+    >>> batch = c([
+    ...     {"idx": 0, "prompt_ids": [5, 6], "chosen_ids": [7, 2], "rejected_ids": [8, 9, 2]},
+    ...     {"idx": 1, "prompt_ids": [5], "chosen_ids": [3, 2], "rejected_ids": [4, 2]},
+    ... ])
+    >>> batch["input_ids"]
+    tensor([[5, 6, 7, 2, 0],
+            [5, 3, 2, 0, 0],
+            [5, 6, 8, 9, 2],
+            [5, 4, 2, 0, 0]])
+    >>> batch["attention_mask"]
+    tensor([[1, 1, 1, 1, 0],
+            [1, 1, 1, 0, 0],
+            [1, 1, 1, 1, 1],
+            [1, 1, 1, 0, 0]])
+    >>> batch["completion_mask"]
+    tensor([[0, 0, 1, 1, 0],
+            [0, 1, 1, 0, 0],
+            [0, 0, 1, 1, 1],
+            [0, 1, 1, 0, 0]])
+    >>> batch["idx"], batch["n_pairs"]
+    (tensor([0, 1]), 2)
+    """
+
+    def __init__(self, pad_id: int, pad_to_multiple_of: int = 1, layout: str = "padded"):
+        if layout != "padded":
+            raise ValueError(f"unknown collator layout {layout!r} (available: padded)")
+        self.pad_id, self.multiple = pad_id, pad_to_multiple_of
+
+    def __call__(self, examples: list[dict]) -> dict:
+        """Collate preference triples (`chosen_ids`+`rejected_ids`) or SFT pairs (`completion_ids`)."""
+        sides = ("chosen_ids", "rejected_ids") if "chosen_ids" in examples[0] else ("completion_ids",)
+        rows = [(ex["prompt_ids"], ex[side]) for side in sides for ex in examples]
+        width = max(len(p) + len(r) for p, r in rows)
+        width = -(-width // self.multiple) * self.multiple
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        comp = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (p, r) in enumerate(rows):
+            n = len(p) + len(r)
+            ids[i, :n] = torch.tensor(p + r)
+            attn[i, :n] = 1
+            comp[i, len(p):n] = 1
+        batch = {"input_ids": ids, "attention_mask": attn, "completion_mask": comp,
+                 "idx": torch.tensor([ex["idx"] for ex in examples]),
+                 "n_pairs": len(examples) if len(sides) == 2 else 0}
+        if "ref_logps" in examples[0]:  # precomputed reference: [chosen..., rejected...] like the rows
+            batch["ref_logps"] = torch.tensor([ex["ref_logps"][s] for s in range(2) for ex in examples],
+                                              dtype=torch.float32)
+        return batch

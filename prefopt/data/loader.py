@@ -1,0 +1,117 @@
+"""Tokenized data for a run, and the resumable stream of per-rank micro-batches.
+
+The stream is an endless concatenation of epochs (each shuffled with `seed + epoch`), cut into global batches
+of `micro * accum * world` examples; rank r takes its contiguous slice of each. Its position, `{epoch, offset}`,
+is saved in checkpoints, so a resumed run sees exactly the examples an uninterrupted run would, for streaming
+data as well (the stream is re-read and the consumed part skipped).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator
+
+import torch
+
+from prefopt import builtin
+from prefopt.data.collate import Collator
+from prefopt.data.sources import BadRows, iter_records
+from prefopt.data.tokenize import Truncation, iter_examples
+from prefopt.errors import UserError
+from prefopt.schema import DataConfig
+
+
+class TokenizedData:
+    """One data source, tokenized: a list in memory, or a re-readable stream when `streaming` is on."""
+
+    def __init__(self, spec: str, kind: str, tokenizer, cfg: DataConfig, split: str):
+        self.spec, self.kind, self.tok, self.cfg, self.split = builtin.resolve(spec), kind, tokenizer, cfg, split
+        self.bad, self.trunc = BadRows(cfg.on_bad_row), Truncation()
+        self.streaming = cfg.streaming
+        self._passes = 0
+        self.items = None if self.streaming else list(self._read())
+        if self.items is not None and not self.items:
+            raise UserError(f"{spec}: no usable rows ({self.bad.summary()})")
+
+    def _read(self) -> Iterator[dict]:
+        # Bad rows and truncation are counted on the first pass only, so streaming epochs do not double count.
+        first = self._passes == 0
+        self._passes += 1
+        bad = self.bad if first else BadRows("skip")
+        trunc = self.trunc if first else Truncation()
+        records = iter_records(self.spec, bad, self.split, self.streaming)
+        yield from iter_examples(records, self.kind, self.tok, self.cfg.fields, self.cfg.max_length,
+                                 self.cfg.max_prompt_length, bad, trunc)
+
+    def __iter__(self) -> Iterator[dict]:
+        """One pass in file order."""
+        return iter(self.items) if self.items is not None else self._read()
+
+    def __len__(self) -> int:
+        if self.items is None:
+            raise TypeError("streaming data has no length")
+        return len(self.items)
+
+    def report(self) -> str:
+        """One line for the console: rows kept, skipped per reason, truncated."""
+        kept = f"{len(self.items)} rows" if self.items is not None else "streaming"
+        return f"{self.spec}: {kept}, {self.bad.summary()}, {self.trunc.summary()}"
+
+    def epoch(self, epoch: int, seed: int, shuffle: bool, buffer: int) -> Iterator[dict]:
+        """The examples of one epoch in training order."""
+        if self.items is not None:
+            if not shuffle:
+                return iter(self.items)
+            g = torch.Generator().manual_seed(seed + epoch)
+            return (self.items[i] for i in torch.randperm(len(self.items), generator=g).tolist())
+        return _buffer_shuffle(self._read(), random.Random(seed + epoch), buffer) if shuffle else self._read()
+
+
+def _buffer_shuffle(it: Iterator[dict], rng: random.Random, size: int) -> Iterator[dict]:
+    buf: list[dict] = []
+    for ex in it:
+        buf.append(ex)
+        if len(buf) >= size:
+            j = rng.randrange(len(buf))
+            buf[j], buf[-1] = buf[-1], buf[j]
+            yield buf.pop()
+    rng.shuffle(buf)
+    yield from buf
+
+
+class BatchStream:
+    """Yields, per optimizer step, this rank's `accum` collated micro-batches; `state` is the resume point."""
+
+    def __init__(self, data: TokenizedData, collate: Collator, micro: int, accum: int, world: int, rank: int,
+                 seed: int, shuffle: bool = True, buffer: int = 1000, state: dict | None = None):
+        self.data, self.collate = data, collate
+        self.micro, self.accum, self.world, self.rank = micro, accum, world, rank
+        self.seed, self.shuffle, self.buffer = seed, shuffle, buffer
+        self.state = dict(state or {"epoch": 0, "offset": 0})
+
+    @property
+    def global_batch(self) -> int:
+        return self.micro * self.accum * self.world
+
+    def _examples(self) -> Iterator[tuple[dict, int, int]]:
+        epoch, skip = self.state["epoch"], self.state["offset"]
+        while True:
+            n = 0
+            for n, ex in enumerate(self.data.epoch(epoch, self.seed, self.shuffle, self.buffer), 1):
+                if n > skip:
+                    yield ex, epoch, n
+            if n == 0:
+                raise UserError(f"{self.data.spec}: no usable rows ({self.data.bad.summary()})")
+            epoch, skip = epoch + 1, 0
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        stream = self._examples()
+        per_rank = self.micro * self.accum
+        while True:
+            batch = []
+            for _ in range(self.global_batch):
+                ex, epoch, n = next(stream)
+                batch.append(ex)
+            mine = batch[self.rank * per_rank:(self.rank + 1) * per_rank]
+            self.state = {"epoch": epoch, "offset": n}
+            yield [self.collate(mine[i * self.micro:(i + 1) * self.micro]) for i in range(self.accum)]

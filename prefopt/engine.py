@@ -1,0 +1,185 @@
+"""The one place that turns a recipe into a DeepSpeed engine; also distributed set-up and atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import torch
+
+from prefopt.schema import Recipe
+
+
+def on_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+def setup_distributed() -> tuple[int, int]:
+    """Initialise torch.distributed (gloo on CPU, nccl on GPU), also for a plain single process; (rank, world)."""
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if on_gpu() else "cpu")
+    if "RANK" not in os.environ:  # a plain `prefopt dpo ...`: a world of one
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+    import deepspeed
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo", verbose=False)
+    if on_gpu():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def device() -> torch.device:
+    return torch.device(f"cuda:{torch.cuda.current_device()}") if on_gpu() else torch.device("cpu")
+
+
+def use_bf16(recipe: Recipe) -> bool:
+    return recipe.train.precision == "bf16" or (recipe.train.precision == "auto" and on_gpu())
+
+
+def ds_config(recipe: Recipe, world: int, trainable: bool = True) -> dict:
+    """DeepSpeed config from the recipe (or its JSON as is), with batch sizes always taken from train.*."""
+    t, d = recipe.train, recipe.deepspeed
+    if d.config:
+        cfg = json.loads(Path(d.config).read_text())
+    else:
+        zero = {"stage": d.stage}
+        if d.stage == 3:
+            zero.update(stage3_gather_16bit_weights_on_model_save=True)
+        if d.offload_optimizer and trainable:
+            zero["offload_optimizer"] = {"device": "cpu"}
+        if d.offload_param and d.stage == 3:
+            zero["offload_param"] = {"device": "cpu"}
+        cfg = {"zero_optimization": zero, "gradient_clipping": recipe.optim.grad_clip,
+               "bf16": {"enabled": use_bf16(recipe)}, "steps_per_print": 10**9, "wall_clock_breakdown": False}
+    cfg.update(train_micro_batch_size_per_gpu=t.micro_batch_size, gradient_accumulation_steps=t.grad_accum,
+               train_batch_size=t.micro_batch_size * t.grad_accum * world)
+    if not trainable:
+        cfg.pop("gradient_clipping", None)
+        cfg["zero_optimization"].pop("offload_optimizer", None)
+    return cfg
+
+
+def lr_lambda(recipe: Recipe, total_steps: int):
+    """Linear warm-up, then cosine or linear decay to `min_lr_ratio`, or constant."""
+    o = recipe.optim
+
+    def f(step: int) -> float:
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        frac = min(1.0, (step - o.warmup_steps) / max(1, total_steps - o.warmup_steps))
+        shape = 0.5 * (1 + math.cos(math.pi * frac)) if o.schedule == "cosine" else 1 - frac
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * shape
+
+    return f
+
+
+def build_engine(model, recipe: Recipe, world: int, total_steps: int):
+    """Wrap a trainable model: torch AdamW (no FusedAdam build), LR schedule, ZeRO stage from the recipe."""
+    import deepspeed
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    o = recipe.optim
+    opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(recipe, total_steps))
+    engine, *_ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
+                                      config=ds_config(recipe, world), dist_init_required=False)
+    return engine
+
+
+def build_frozen(model, recipe: Recipe, world: int):
+    """The reference: never stepped; sharded like the policy under ZeRO-3, else a plain module on the device."""
+    model.eval().requires_grad_(False)
+    if recipe.deepspeed.stage == 3:
+        import deepspeed
+
+        engine, *_ = deepspeed.initialize(model=model, config=ds_config(recipe, world, trainable=False),
+                                          dist_init_required=False)
+        return engine.module
+    return model.to(device(), dtype=torch.bfloat16 if use_bf16(recipe) else torch.float32)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+
+TAG = "state"
+
+
+def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int) -> Path:
+    """Write `root/step-N` through a temporary name and an atomic rename; then point `root/latest` at it."""
+    import torch.distributed as dist
+
+    root.mkdir(parents=True, exist_ok=True)
+    final, tmp = root / f"step-{step}", root / f".tmp-step-{step}"
+    if dist.get_rank() == 0 and tmp.exists():
+        shutil.rmtree(tmp)
+    dist.barrier()
+    engine.save_checkpoint(str(tmp), tag=TAG, client_state=client_state)
+    dist.barrier()
+    if dist.get_rank() == 0:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _write_atomic(root / "latest", final.name)
+        done = sorted((p for p in root.glob("step-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+        for old in done[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+    return final
+
+
+def load_latest(engine, root: Path) -> dict | None:
+    """Load the newest complete checkpoint under `root`; its client state, or None when there is none."""
+    pointer = root / "latest"
+    if not pointer.exists():
+        return None
+    path = root / pointer.read_text().strip()
+    _, client = engine.load_checkpoint(str(path), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True)
+    return client
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def export_hf(engine, tokenizer, out: Path, rank: int) -> None:
+    """Save the policy as a HF directory (`from_pretrained`-loadable), gathered from ZeRO-3 when sharded."""
+    import deepspeed
+
+    module = engine.module
+    params = list(module.parameters())
+    zero3 = any(hasattr(p, "ds_id") for p in params)
+    ctx = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if zero3 else _nullcontext()
+    with ctx:
+        if rank == 0:
+            tmp = out.with_name(f".tmp-{out.name}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone()
+                     for k, v in module.state_dict().items()}
+            if hasattr(module, "save_pretrained"):
+                module.save_pretrained(tmp, state_dict=state)
+                if tokenizer is not None:
+                    tokenizer.save_pretrained(tmp)
+            else:  # the toy: a plain torch module
+                tmp.mkdir(parents=True)
+                torch.save(state, tmp / "toy_mlp.pt")
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(tmp, out)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,84 @@
+"""Load the policy, reference, reward model and tokenizer named by a recipe (HF dir or hub id, or the toy)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from prefopt import builtin, toy
+from prefopt.errors import UserError
+from prefopt.schema import Recipe
+
+_keep_alive = []  # HfDeepSpeedConfig must outlive from_pretrained for zero.Init to shard at load time
+
+
+def load_tokenizer(recipe: Recipe):
+    """The tokenizer (pad token falls back to EOS), or the toy's word-level one."""
+    if recipe.model.kind == "toy_mlp":
+        return toy.tokenizer()
+    from transformers import AutoTokenizer
+
+    name = builtin.resolve(recipe.model.tokenizer or recipe.model.path)
+    try:
+        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=recipe.model.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise UserError(f"model.tokenizer: cannot load tokenizer `{name}` ({str(e).splitlines()[0][:200]})") from None
+    if tok.pad_token_id is None:
+        if tok.eos_token_id is None:
+            raise UserError(f"model.tokenizer: `{name}` has neither a pad nor an EOS token")
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _zero3_init(recipe: Recipe, world: int):
+    if recipe.deepspeed.stage == 3:
+        from transformers.integrations import HfDeepSpeedConfig
+
+        from prefopt.engine import ds_config
+
+        _keep_alive.append(HfDeepSpeedConfig(ds_config(recipe, world)))
+
+
+def _load(auto_cls, path: str, recipe: Recipe, world: int, **kw):
+    _zero3_init(recipe, world)
+    m = recipe.model
+    extra = {"attn_implementation": m.attn_implementation} if m.attn_implementation else {}
+    try:
+        return auto_cls.from_pretrained(builtin.resolve(path), trust_remote_code=m.trust_remote_code,
+                                        dtype=torch.float32, **extra, **kw)
+    except OSError as e:
+        raise UserError(f"model.path: cannot load `{path}` ({str(e).splitlines()[0][:200]})") from None
+
+
+def load_policy(recipe: Recipe, head: str, world: int, seed: int):
+    """The trainable model: a causal LM, a sequence-score model (rm), or the pretrained toy MLP."""
+    m = recipe.model
+    if m.kind == "toy_mlp":
+        if head != "lm":
+            raise UserError("model.kind: toy_mlp has no reward-model head; use it with dpo, ipo, slic or sft")
+        return toy.build_toy(m.toy.scenario, m.toy.hidden, m.toy.pretrain_steps, m.toy.pretrain_lr, seed)
+    if head == "score":
+        from transformers import AutoModelForSequenceClassification
+
+        model = _load(AutoModelForSequenceClassification, m.path, recipe, world, num_labels=1)
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = load_tokenizer(recipe).pad_token_id
+    else:
+        from transformers import AutoModelForCausalLM
+
+        model = _load(AutoModelForCausalLM, m.path, recipe, world)
+    if m.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    return model
+
+
+def load_reference(recipe: Recipe, policy, world: int):
+    """A frozen copy of the starting policy (or `model.ref_path`)."""
+    m = recipe.model
+    if m.kind == "toy_mlp" or (not m.ref_path and recipe.deepspeed.stage != 3):
+        return copy.deepcopy(policy)  # same weights as the policy before any step
+    from transformers import AutoModelForCausalLM
+
+    return _load(AutoModelForCausalLM, m.ref_path or m.path, recipe, world)

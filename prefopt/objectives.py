@@ -1,0 +1,102 @@
+"""What each command trains: data kind, model head, whether a reference is needed, and which loss.
+
+This table is the only place that decides these things; the loop and the metrics read its fields and never
+compare loss names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from torch import Tensor
+
+from prefopt import losses
+from prefopt.schema import LossConfig
+
+
+@dataclass
+class Terms:
+    """Per-example quantities of one batch: log-probs (sums over response tokens) or rewards, and lengths."""
+
+    chosen: Tensor
+    rejected: Optional[Tensor] = None
+    chosen_tokens: Optional[Tensor] = None
+    rejected_tokens: Optional[Tensor] = None
+
+    def reduced(self, how: str) -> tuple[Tensor, Tensor]:
+        """(chosen, rejected) as sums, or per-token means when `loss.logps: mean`."""
+        if how == "mean":
+            return self.chosen / self.chosen_tokens.clamp(min=1), self.rejected / self.rejected_tokens.clamp(min=1)
+        return self.chosen, self.rejected
+
+
+def _nll(p: Terms) -> Tensor:
+    return losses.sft(p.chosen, p.chosen_tokens)
+
+
+def _dpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
+    return losses.dpo_sft(pc, pr, rc, rr, _nll(p), c.beta_chosen, c.beta_rejected, c.sft_weight, c.label_smoothing)
+
+
+def _ipo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
+    return losses.ipo(pc, pr, rc, rr, c.beta)
+
+
+def _slic(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    pc, pr = p.reduced(c.logps)
+    return losses.slic(pc, pr, _nll(p), c.delta, c.sft_weight)
+
+
+def _sft(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    return _nll(p)
+
+
+def _rm(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    return losses.bradley_terry(p.chosen, p.rejected, c.center_weight)
+
+
+def _implicit_rewards(p: Terms, r: Terms, c: LossConfig) -> tuple[Tensor, Tensor]:
+    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
+    return c.beta_chosen * (pc - rc), c.beta_rejected * (pr - rr)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A training objective: one entry per command."""
+
+    name: str
+    data_kind: str  # "preference" (triples) or "sft" (prompt, completion)
+    head: str  # "lm": per-token log-probs; "score": a scalar reward per sequence
+    needs_reference: bool
+    loss: Callable[[Terms, Optional[Terms], LossConfig], Tensor]  # per-example losses
+    rewards: Optional[Callable[[Terms, Optional[Terms], LossConfig], tuple[Tensor, Tensor]]]
+
+    @property
+    def pairwise(self) -> bool:
+        return self.data_kind == "preference"
+
+    @property
+    def has_logps(self) -> bool:
+        """Whether the model gives log-probs of responses (so the 3D metrics apply)."""
+        return self.head == "lm"
+
+
+OBJECTIVES = {
+    "sft": Objective("sft", "sft", "lm", False, _sft, None),
+    "dpo": Objective("dpo", "preference", "lm", True, _dpo, _implicit_rewards),
+    "ipo": Objective("ipo", "preference", "lm", True, _ipo, _implicit_rewards),
+    "slic": Objective("slic", "preference", "lm", False, _slic, lambda p, r, c: p.reduced(c.logps)),
+    "rm": Objective("rm", "preference", "score", False, _rm, lambda p, r, c: (p.chosen, p.rejected)),
+}
+
+
+def resolve_betas(c: LossConfig) -> LossConfig:
+    """Fill flex-β defaults: β⁺ and β⁻ fall back to `loss.beta`."""
+    if c.beta_chosen is None:
+        c.beta_chosen = c.beta
+    if c.beta_rejected is None:
+        c.beta_rejected = c.beta
+    return c

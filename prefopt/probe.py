@@ -1,0 +1,73 @@
+"""The dispersion probe (Property 3): responses that are not in the training data, scored by the policy.
+
+By default they are sampled from the reference (the starting policy) for held-out prompts before training, so a
+rising `3d/unseen_logp` means probability moving onto responses the data never showed. A JSONL file of
+{prompt, response} records can be given instead (`eval.probe`); the toy uses its exact unseen responses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from prefopt import toy
+from prefopt.data.collate import Collator
+from prefopt.data.sources import BadRows
+from prefopt.data.tokenize import Truncation, encode_prompt, iter_examples
+from prefopt.errors import UserError
+from prefopt.logprobs import sequence_logps
+from prefopt.schema import FieldsConfig, Recipe
+
+
+def build_probe(recipe: Recipe, tokenizer, model, prompts: list, seed: int) -> list[dict]:
+    """Tokenized probe examples (prompt_ids, completion_ids) from the file, the toy, or reference samples."""
+    e = recipe.eval
+    if recipe.model.kind == "toy_mlp":
+        rows = toy.unseen_probe()
+    elif e.probe:
+        path = Path(e.probe)
+        if not path.is_file():
+            raise UserError(f"eval.probe: no such file {path}")
+        rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    else:
+        rows = _sample(model, tokenizer, prompts[: e.probe_size], e.probe_max_new_tokens, seed)
+    records = ((f"{e.probe or 'probe'}[{i}]", {"prompt": r["prompt"], "completion": r["response"]})
+               for i, r in enumerate(rows))
+    d = recipe.data
+    return list(iter_examples(records, "sft", tokenizer, FieldsConfig(), d.max_length, d.max_prompt_length,
+                              BadRows("skip"), Truncation()))
+
+
+@torch.no_grad()
+def _sample(model, tokenizer, prompts: list, max_new_tokens: int, seed: int) -> list[dict]:
+    """One sample per prompt from the model, with a fixed seed (identical on every rank)."""
+    if not prompts:
+        return []
+    dev = next(model.parameters()).device
+    ids = [encode_prompt(p, tokenizer) for p in prompts]
+    width = max(map(len, ids))
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=dev)  # left padding
+    attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=dev)
+    torch.manual_seed(seed)
+    zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
+    out = model.generate(input_ids=input_ids, attention_mask=attn, do_sample=True, max_new_tokens=max_new_tokens,
+                         pad_token_id=pad, synced_gpus=zero3, top_k=0)
+    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    return [{"prompt": p, "response": t} for p, t in zip(prompts, texts) if t.strip()]
+
+
+@torch.no_grad()
+def unseen_logp(model, probe: list[dict], pad_id: int, batch_size: int) -> torch.Tensor:
+    """Per-token log-prob of the probe responses under `model` (a device tensor; no host sync)."""
+    dev = next(model.parameters()).device
+    total, count = torch.zeros((), device=dev), 0.0
+    collate = Collator(pad_id)
+    for i in range(0, len(probe), batch_size):
+        b = collate(probe[i:i + batch_size])
+        s = sequence_logps(model, {k: v.to(dev) for k, v in b.items() if torch.is_tensor(v)})
+        total = total + s.logps.sum()
+        count += float(b["completion_mask"][:, 1:].sum())
+    return total / max(count, 1.0)

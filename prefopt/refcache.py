@@ -1,0 +1,79 @@
+"""Precomputed reference log-probs: one pass before training, cached on disk, reused by later runs (β sweeps).
+
+The cache key hashes the reference model's files, the data file (size, mtime, path) and every setting that changes
+tokenization, so a changed input gets a new key; the file also stores its key and is checked on load, so a stale
+or mismatched cache is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from prefopt.data.collate import Collator
+from prefopt.logprobs import sequence_logps
+from prefopt.schema import Recipe
+
+
+def _fingerprint(path: str | None) -> list:
+    if not path:
+        return []
+    p = Path(path)
+    files = sorted(p.rglob("*")) if p.is_dir() else [p]
+    return [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
+
+
+def cache_key(recipe: Recipe, ref_path: str | None, data_path: str) -> str:
+    """Hash of everything that determines the reference's log-probs for this data."""
+    d, m = recipe.data, recipe.model
+    blob = {"model": _fingerprint(ref_path) or ref_path, "kind": m.kind, "toy": vars(m.toy) if m.kind == "toy_mlp" else 0,
+            "seed": recipe.train.seed if m.kind == "toy_mlp" else 0, "data": _fingerprint(data_path) or data_path,
+            "split": d.split, "max_length": d.max_length, "max_prompt_length": d.max_prompt_length,
+            "fields": vars(d.fields), "on_bad_row": d.on_bad_row, "tokenizer": _fingerprint(m.tokenizer)}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, pad_id: int, note) -> dict[int, list[float]]:
+    """idx -> [ref log π(y_w), ref log π(y_l)], from the cache when its key matches, else computed and saved."""
+    path = cache_dir / f"ref-{key}.pt"
+    if path.exists():
+        blob = torch.load(path, weights_only=True)
+        if blob.get("key") == key:
+            note(f"reference log-probs: reusing {path}")
+            return {int(i): v for i, v in zip(blob["idx"].tolist(), blob["logps"].tolist())}
+        note(f"reference log-probs: {path} does not match this run; rebuilding")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    collate, out_idx, out_lp = Collator(pad_id), [], []
+    items = list(data)
+    per = -(-len(items) // world)
+    mine = items[rank * per:(rank + 1) * per]
+    dev = next(ref.parameters()).device
+    bs = recipe.train.micro_batch_size
+    steps = -(-per // bs)  # equal forward counts on every rank (ZeRO-3 gathers are collective)
+    with torch.no_grad():
+        for s in range(steps):
+            chunk = mine[s * bs:(s + 1) * bs] or items[:1]
+            b = collate(chunk)
+            lp = sequence_logps(ref, {k: v.to(dev) for k, v in b.items() if torch.is_tensor(v)}).logps.float().cpu()
+            n = len(chunk)
+            if mine[s * bs:(s + 1) * bs]:
+                out_idx.append(b["idx"])
+                out_lp.append(torch.stack([lp[:n], lp[n:]], dim=1))
+    idx = torch.cat(out_idx) if out_idx else torch.zeros(0, dtype=torch.long)
+    lps = torch.cat(out_lp) if out_lp else torch.zeros(0, 2)
+    if world > 1:
+        gathered = [None] * world
+        dist.all_gather_object(gathered, (idx, lps))
+        idx, lps = torch.cat([g[0] for g in gathered]), torch.cat([g[1] for g in gathered])
+    if rank == 0:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"key": key, "idx": idx, "logps": lps}, tmp)
+        os.replace(tmp, path)
+        note(f"reference log-probs: computed {len(idx)} pairs -> {path}")
+    return {int(i): v for i, v in zip(idx.tolist(), lps.tolist())}

@@ -1,0 +1,59 @@
+"""The embedded arithmetic task: synthetic problems with short step-by-step solutions and an answer line.
+
+It stands in for MATH so that tests and the demo need no downloads. Train and test splits come from disjoint
+seeds, and every record carries its reference `answer` for the rule judge.
+"""
+
+from __future__ import annotations
+
+import random
+
+OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+
+def problem(rng: random.Random, max_digits: int = 2) -> dict:
+    """One problem: `prompt`, step-by-step `solution` ending in `Answer: N`, and the integer `answer`."""
+    op = rng.choice(list(OPS))
+    hi = 10 ** (1 if op == "*" else max_digits) - 1
+    a, b = rng.randint(1, 10 ** max_digits - 1), rng.randint(1, hi)
+    ans = OPS[op](a, b)
+    steps = _steps(a, b, op)
+    return {"prompt": f"Q: {a} {op} {b} = ?\n", "solution": f"{steps}Answer: {ans}", "answer": str(ans)}
+
+
+def _steps(a: int, b: int, op: str) -> str:
+    if op == "*":
+        tens, ones = divmod(a, 10)
+        return f"{tens * 10} * {b} = {tens * 10 * b}. {ones} * {b} = {ones * b}. "
+    if op == "+":
+        return f"{a} + {b - b % 10} = {a + b - b % 10}. " if b >= 10 else ""
+    return f"{a} - {b - b % 10} = {a - b + b % 10}. " if b >= 10 else ""
+
+
+def wrong_solution(p: dict, rng: random.Random) -> str:
+    """The same solution with a wrong final answer (off by a small non-zero amount)."""
+    wrong = int(p["answer"]) + rng.choice([-10, -2, -1, 1, 2, 10])
+    return p["solution"].rsplit("Answer: ", 1)[0] + f"Answer: {wrong}"
+
+
+def records(kind: str, split: str, n: int, seed: int = 0) -> list[dict]:
+    """`n` records of a kind (`sft`, `pairs`, `prompts`) for a split (`train` or `test`, disjoint seeds)."""
+    rng = random.Random(f"arith-{split}-{seed}")
+    out = []
+    for _ in range(n):
+        p = problem(rng)
+        if kind == "sft":
+            out.append({"prompt": p["prompt"], "completion": p["solution"], "answer": p["answer"]})
+        elif kind == "pairs":
+            out.append({"prompt": p["prompt"], "chosen": p["solution"], "rejected": wrong_solution(p, rng),
+                        "answer": p["answer"]})
+        elif kind == "prompts":
+            out.append({"prompt": p["prompt"], "answer": p["answer"]})
+        else:
+            raise ValueError(f"unknown arith record kind {kind!r} (sft, pairs, prompts)")
+    return out
+
+
+def corpus(n: int = 2000) -> list[str]:
+    """Text to train the tiny tokenizer on: prompts and solutions of both splits."""
+    return [r["prompt"] + r["completion"] for split in ("train", "test") for r in records("sft", split, n // 2)]
