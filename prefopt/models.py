@@ -32,6 +32,11 @@ def load_tokenizer(recipe: Recipe):
 
 
 def _zero3_init(recipe: Recipe, world: int):
+    """Make from_pretrained shard at load time under ZeRO-3, and never otherwise (the setting is global)."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    _keep_alive.clear()
+    unset_hf_deepspeed_config()
     if recipe.deepspeed.stage == 3:
         from transformers.integrations import HfDeepSpeedConfig
 
@@ -54,6 +59,7 @@ def _load(auto_cls, path: str, recipe: Recipe, world: int, **kw):
 def load_policy(recipe: Recipe, head: str, world: int, seed: int):
     """The trainable model: a causal LM, a sequence-score model (rm), or the pretrained toy MLP."""
     m = recipe.model
+    _zero3_init(recipe, world)
     if m.kind == "toy_mlp":
         if head != "lm":
             raise UserError("model.kind: toy_mlp has no reward-model head; use it with dpo, ipo, slic or sft")

@@ -27,7 +27,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     origins: dict[str, str] = {}
     raw = _load_with_bases(path, origins, seen=())
     if origins.get("name") != str(path):  # a base's name is never inherited: each recipe file names its own runs
-        raw["name"] = path.stem if path.parent.name in ("", ".", "recipes") else f"{path.parent.name}_{path.stem}"
+        raw["name"] = _default_name(path)
     for item in overrides:
         key, value = parse_override(item)
         _set_path(raw, key.split("."), value, f"--set {item}")
@@ -35,6 +35,14 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     recipe = _build(Recipe, raw, "", origins, str(path))
     _check(recipe, origins, str(path))
     return recipe
+
+
+def _default_name(path: Path) -> str:
+    """recipes/tiny/dpo.yaml -> tiny_dpo (the path below `recipes/`); any other file -> its stem."""
+    parts = path.resolve().with_suffix("").parts
+    if "recipes" in parts:
+        return "_".join(parts[len(parts) - parts[::-1].index("recipes"):])
+    return path.stem
 
 
 def parse_override(item: str) -> tuple[str, Any]:

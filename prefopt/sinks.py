@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from pathlib import Path
 
 from rich.console import Console
@@ -52,7 +53,7 @@ class Sinks:
         if not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") is None:
             os.environ["WANDB_MODE"] = "offline"  # no key: keep the run locally, sync later with `wandb sync`
         id_file = self.run_dir / "wandb.txt"
-        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
         self.wandb = wandb.init(project=log.project, name=log.name or self.recipe.name, group=log.group,
                                 tags=list(log.tags), config=scrub(recipe_to_dict(self.recipe)), id=run_id,
                                 resume="allow", dir=os.environ.get("WANDB_DIR"))

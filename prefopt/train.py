@@ -6,6 +6,7 @@ SIGTERM/SIGUSR1 (preemption) make the loop write a checkpoint at the next step b
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -162,7 +163,11 @@ class Trainer:
             meter.add({"3d/entropy": ent.entropy.sum()}, float(batch["completion_mask"][:, 1:].sum()))
 
     def _grad_split(self, pol: Terms, ref: Terms | None) -> dict[str, torch.Tensor]:
-        """True parameter-gradient norms of the chosen and of the rejected term (two extra backward passes)."""
+        """True parameter-gradient norms of the chosen and of the rejected term (two extra backward passes).
+
+        A diagnostic every `log.grad_split_every` steps: it holds one full gradient (gathered under ZeRO-3) and
+        all-reduces it across ranks, so the norm is that of the global micro-batch, independent of sharding.
+        """
         from prefopt.metrics.three_d import logp_grads
 
         g_c, g_r = logp_grads(self.obj, pol, ref, self.r.loss)
@@ -171,7 +176,14 @@ class Trainer:
         for name, g, lp in (("chosen", g_c, pol.chosen), ("rejected", g_r, pol.rejected)):
             surrogate = (g.detach().to(lp.dtype) * lp).mean()
             grads = torch.autograd.grad(surrogate, params, retain_graph=True, allow_unused=True)
-            out[f"3d/param_grad_{name}"] = torch.sqrt(sum((x.float() ** 2).sum() for x in grads if x is not None))
+            sq = torch.zeros((), device=self.dev)
+            for g_p in grads:  # the gradient of the whole (all-rank) micro-batch: average, then take the norm
+                if g_p is not None:
+                    if self.world > 1:
+                        dist.all_reduce(g_p)
+                        g_p /= self.world
+                    sq += (g_p.float() ** 2).sum()
+            out[f"3d/param_grad_{name}"] = sq.sqrt()
         return out
 
     def evaluate(self) -> dict[str, float]:
@@ -230,6 +242,7 @@ class Trainer:
                     meter.add({"grad_norm": _grad_norm(e.module)}, 1.0)  # DeepSpeed drops it at stage 0
                 e.step()
             step += 1
+            self._inject_fault(step)
             stop = self.stop_requested and self.world == 1
             if log_now or self.world == 1 and self.stop_requested:
                 dt = time.perf_counter() - t0
@@ -273,6 +286,12 @@ class Trainer:
 
     def _on_signal(self, signum, frame) -> None:
         self.stop_requested = True
+
+    def _inject_fault(self, step: int) -> None:
+        """Testing aid: PREFOPT_FAULT=sigterm@N (preemption) or sigkill@N (a hard kill) after step N, rank 0."""
+        kind, _, at = os.environ.get("PREFOPT_FAULT", "").partition("@")
+        if kind and self.rank == 0 and at.isdigit() and int(at) == step:
+            os.kill(os.getpid(), {"sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}[kind])
 
 
 def _split(values: torch.Tensor, tokens: torch.Tensor, n_pairs: int) -> Terms:

@@ -1,0 +1,50 @@
+# prefopt developer entry points. Every target installs what it needs, so each works on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A CPU build of torch from the local registry (seconds); a bare `torch` would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+# Offline and self-contained: every cache lives inside the workspace.
+export PREFOPT_CACHE ?= $(CURDIR)/.cache/prefopt
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+export HF_HOME ?= $(CURDIR)/.cache/hf
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export WANDB_MODE ?= offline
+export WANDB_DIR ?= $(CURDIR)/.cache/wandb
+export WANDB_CACHE_DIR ?= $(CURDIR)/.cache/wandb/cache
+export WANDB_CONFIG_DIR ?= $(CURDIR)/.cache/wandb/config
+export PYTHONWARNINGS ?= ignore
+
+.PHONY: install warm test lint demo toy clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# DeepSpeed JIT-compiles a small CPU communication extension on first start (30-60 s): do it once, here.
+warm: install
+	mkdir -p $(TORCH_EXTENSIONS_DIR) $(WANDB_DIR) $(WANDB_CACHE_DIR) $(WANDB_CONFIG_DIR)
+	$(PY) -c "from prefopt.engine import setup_distributed; setup_distributed(); print('deepspeed warm')"
+
+test: warm
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check prefopt tests scripts benchmarks
+
+demo: warm
+	bash scripts/demo.sh
+
+toy: warm
+	bash scripts/toy_figures.sh
+
+clean:
+	rm -rf runs .cache

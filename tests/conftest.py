@@ -1,0 +1,48 @@
+"""Shared fixtures: an offline environment, the tiny model, JSONL writing, and running the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PREFOPT_CACHE", str(ROOT / ".cache" / "prefopt"))
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / ".cache" / "torch_extensions"))
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="offline",
+                  TRANSFORMERS_VERBOSITY="error", PYTHONWARNINGS="ignore")
+
+
+@pytest.fixture(scope="session")
+def tiny_path() -> str:
+    from prefopt import builtin
+
+    return builtin.resolve("builtin:tiny")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_path)
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    """Rows may be dicts (dumped) or raw strings (written as is, for malformed lines)."""
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def run_cli(*args, cwd=ROOT, env=None, timeout=600, launcher=None) -> subprocess.CompletedProcess:
+    """Run `prefopt ARGS` in a fresh process (as a user would); returns the completed process."""
+    cmd = (launcher or [sys.executable, "-m", "prefopt.cli"]) + [str(a) for a in args]
+    dist_vars = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # set by in-process runs
+    base = {k: v for k, v in os.environ.items() if k not in dist_vars}
+    return subprocess.run(cmd, cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+def read_rows(run_dir) -> list:
+    return [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln.strip()]

@@ -1,0 +1,108 @@
+"""Recipes: base merging, --set overrides with coercion, validation errors with key paths and suggestions."""
+
+import pytest
+
+from prefopt.recipe import RecipeError, dump_recipe, load_recipe, parse_override
+from tests.conftest import ROOT, run_cli
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_base_merges_key_by_key_and_name_is_the_files_own(tmp_path):
+    write(tmp_path, "base.yaml", "name: base\nmodel: {path: m}\nloss: {beta: 0.3, sft_weight: 0.5}\ntrain: {seed: 7}\n")
+    r = load_recipe(write(tmp_path, "child.yaml", "base: base.yaml\nloss: {beta: 0.05}\n"))
+    assert (r.loss.beta, r.loss.sft_weight, r.train.seed, r.model.path) == (0.05, 0.5, 7, "m")
+    assert r.name == "child"
+
+
+def test_base_chain_and_loop(tmp_path):
+    write(tmp_path, "a.yaml", "model: {path: m}\noptim: {lr: 0.5}\n")
+    write(tmp_path, "b.yaml", "base: a.yaml\noptim: {warmup_steps: 3}\n")
+    r = load_recipe(write(tmp_path, "c.yaml", "base: b.yaml\n"))
+    assert (r.optim.lr, r.optim.warmup_steps) == (0.5, 3)
+    write(tmp_path, "x.yaml", "base: y.yaml\n")
+    write(tmp_path, "y.yaml", "base: x.yaml\n")
+    with pytest.raises(RecipeError, match="loops"):
+        load_recipe(tmp_path / "x.yaml")
+
+
+def test_overrides_coerce_types_and_repeat(tmp_path):
+    p = write(tmp_path, "r.yaml", "model: {path: m}\n")
+    r = load_recipe(p, ["loss.beta=0.05", "train.max_steps=12", "log.wandb=true", "log.tags=[a, b]",
+                        "loss.beta=0.07", "data.train=x.jsonl"])
+    assert (r.loss.beta, r.train.max_steps, r.log.wandb, r.log.tags, r.data.train) == (0.07, 12, True, ["a", "b"],
+                                                                                      "x.jsonl")
+    assert isinstance(r.loss.beta, float)
+    assert parse_override("loss.beta=1") == ("loss.beta", 1)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.betta=1", "unknown key `loss.betta` (did you mean `loss.beta`?)"),
+    ("train.max_steps=ten", "train.max_steps=ten: expected an integer, got 'ten'"),
+    ("log.wandb=maybe", "expected true or false"),
+    ("loss.name=ppo2", "expected one of"),
+    ("loss.beta=-1", "loss.beta=-1: must be > 0"),
+    ("data.max_prompt_length=900", "must be in (0, data.max_length=512)"),
+    ("loss", "expected KEY=VALUE"),
+])
+def test_bad_overrides_name_the_key(tmp_path, override, message):
+    p = write(tmp_path, "r.yaml", "model: {path: m}\n")
+    with pytest.raises(RecipeError) as e:
+        load_recipe(p, [override])
+    assert message in str(e.value)
+
+
+def test_file_errors_name_file_and_key(tmp_path):
+    p = write(tmp_path, "r.yaml", "model: {path: m}\noptim:\n  lr: fast\n")
+    with pytest.raises(RecipeError, match=r"r.yaml: optim.lr: expected a number, got 'fast'"):
+        load_recipe(p)
+    p = write(tmp_path, "s.yaml", "model: {path: m}\ntrian: {seed: 1}\n")
+    with pytest.raises(RecipeError, match=r"unknown key `trian` \(did you mean `train`\?\)"):
+        load_recipe(p)
+    p = write(tmp_path, "t.yaml", "model: [unclosed\n")
+    with pytest.raises(RecipeError, match=r"t.yaml:\d+: invalid YAML"):
+        load_recipe(p)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    p = write(tmp_path, "r.yaml", "model: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(RecipeError, match="invalid YAML"):
+        load_recipe(p)
+
+
+def test_dump_round_trips(tmp_path):
+    r = load_recipe(ROOT / "recipes/tiny/dpo.yaml", ["loss.beta=0.2"])
+    again = load_recipe(write(tmp_path, "dumped.yaml", dump_recipe(r)))
+    assert dump_recipe(again).replace("name: dumped", "name: tiny_dpo") == dump_recipe(r)
+
+
+def test_cli_dry_run_prints_resolved_recipe():
+    res = run_cli("dpo", "--recipe", "recipes/tiny/dpo.yaml", "--set", "loss.beta=0.05", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "  beta: 0.05\n" in res.stdout and "  beta_rejected: 0.05\n" in res.stdout
+
+
+def test_cli_command_fixes_the_objective():
+    res = run_cli("ipo", "--recipe", "recipes/tiny/dpo.yaml", "--set", "loss.name=slic", "--dry-run")
+    assert "  name: ipo\n" in res.stdout
+
+
+def test_cli_user_error_exits_2_without_trace():
+    res = run_cli("dpo", "--recipe", "recipes/tiny/dpo.yaml", "--set", "loss.betta=1")
+    assert res.returncode == 2
+    assert "loss.betta" in res.stderr and "did you mean `loss.beta`?" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_help_and_version_and_unimplemented():
+    res = run_cli("--help")
+    for cmd in ("sft", "dpo", "ipo", "slic", "rm", "ppo", "generate", "judge"):
+        assert cmd in res.stdout
+    assert run_cli("--version").stdout.startswith("prefopt ")
+    res = run_cli("ppo", "--recipe", "recipes/tiny/dpo.yaml")
+    assert res.returncode == 2 and "prefopt ppo: not available yet" in res.stderr
+    assert run_cli("ppo", "--recipe", "recipes/tiny/dpo.yaml", "--dry-run").returncode == 0
