@@ -94,11 +94,13 @@ def build_toy(scenario: int, hidden: int, steps: int, lr: float, seed: int) -> T
 
 
 def toy_metrics(model: ToyMLP) -> dict[str, torch.Tensor]:
-    """probs/chosen (optimal response), probs/rejected (total over 5-8) and probs/unseen (exact mass on 9-10)."""
+    """probs/chosen (optimal response), probs/rejected (total over 5-8), probs/unseen (exact mass on 9-10), and
+    probs/other (the other prompts' chosen responses), each averaged over the 4 prompts."""
     with torch.no_grad():
         p = model.response_probs()
+    other = p[:, list(CHOSEN)].sum(-1) - p.diagonal()  # other prompts' chosen: also never paired with prompt i
     return {"probs/chosen": p.diagonal().mean(), "probs/rejected": p[:, list(REJECTED)].sum(-1).mean(),
-            "probs/unseen": p[:, list(UNSEEN)].sum(-1).mean()}
+            "probs/unseen": p[:, list(UNSEEN)].sum(-1).mean(), "probs/other": other.mean()}
 
 
 def tokenizer():

@@ -127,11 +127,8 @@ class Trainer:
             if data is None:
                 continue
             key = refcache.cache_key(r, ref_path, builtin.resolve(spec))
-            table = refcache.precompute(r, self.ref, data, key, cache_dir, self.tok.pad_token_id, self.note)
-            for ex in data:
-                ex["ref_logps"] = table[ex["idx"]]
-            if data.streaming:  # a stream is re-read each epoch: keep the table and attach on the fly
-                raise UserError("train.precompute_ref: not supported together with data.streaming yet")
+            data.attach_reference(refcache.precompute(r, self.ref, data, key, cache_dir, self.tok.pad_token_id,
+                                                      self.note))
         self.ref = None  # the live reference is no longer needed: free its memory
 
     # ------------------------------------------------------------------------------------------------ steps

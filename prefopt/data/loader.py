@@ -29,6 +29,7 @@ class TokenizedData:
         self.bad, self.trunc = BadRows(cfg.on_bad_row), Truncation()
         self.streaming = cfg.streaming
         self._passes = 0
+        self.ref_table: dict | None = None  # idx -> precomputed reference log-probs, attached as rows are read
         self.items = None if self.streaming else list(self._read())
         if self.items is not None and not self.items:
             raise UserError(f"{spec}: no usable rows ({self.bad.summary()})")
@@ -40,8 +41,17 @@ class TokenizedData:
         bad = self.bad if first else BadRows("skip")
         trunc = self.trunc if first else Truncation()
         records = iter_records(self.spec, bad, self.split, self.streaming)
-        yield from iter_examples(records, self.kind, self.tok, self.cfg.fields, self.cfg.max_length,
-                                 self.cfg.max_prompt_length, bad, trunc)
+        for ex in iter_examples(records, self.kind, self.tok, self.cfg.fields, self.cfg.max_length,
+                                self.cfg.max_prompt_length, bad, trunc):
+            if self.ref_table is not None:
+                ex["ref_logps"] = self.ref_table[ex["idx"]]
+            yield ex
+
+    def attach_reference(self, table: dict) -> None:
+        """Give every example its precomputed reference log-probs (streamed rows get them as they are read)."""
+        self.ref_table = table
+        for ex in self.items or []:
+            ex["ref_logps"] = table[ex["idx"]]
 
     def __iter__(self) -> Iterator[dict]:
         """One pass in file order."""
