@@ -30,10 +30,12 @@ TRAINERS = {
     "slic": "SLiC-HF (Eq. 11): hinge on the log-prob margin, plus λ·NLL(chosen). No reference model.",
     "rm": "Bradley-Terry reward model (Eq. 3) on a sequence-score head; `judge` and `ppo` load it.",
 }
+PIPELINE = {
+    "generate": "Sample generate.n candidates per prompt of data.train (resumable, sharded under torchrun).",
+    "judge": "Score candidates (rule, llm or rm judge) into best/worst pairs, or evaluate (judge.mode: eval).",
+}
 NOT_YET = {
     "ppo": "(not available yet) PPO against a reward model trained by `prefopt rm`.",
-    "generate": "(not available yet) Sample N candidates per prompt from a model.",
-    "judge": "(not available yet) Score candidates and keep best/worst pairs.",
 }
 
 
@@ -71,12 +73,24 @@ def _run(command: str, recipe_path: str, overrides, dry_run: bool, resume: bool)
         if command in NOT_YET:
             raise UserError("not available yet")
         _quiet_libraries()
-        from prefopt.objectives import OBJECTIVES
-        from prefopt.train import train
+        from prefopt.train import run_dir_of
 
-        run_dir = train(recipe, OBJECTIVES[command], resume=resume)
+        if command == "generate":
+            from prefopt.generate import generate
+
+            out = generate(recipe, run_dir_of(recipe))
+        elif command == "judge":
+            from prefopt.judge import judge
+
+            judge(recipe, run_dir_of(recipe))
+            out = run_dir_of(recipe)
+        else:
+            from prefopt.objectives import OBJECTIVES
+            from prefopt.train import train
+
+            out = train(recipe, OBJECTIVES[command], resume=resume)
         if int(os.environ.get("RANK", 0)) == 0:
-            typer.echo(f"run directory: {run_dir}")
+            typer.echo(f"output: {out}")
     except UserError as e:
         typer.echo(f"prefopt {command}: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -116,7 +130,7 @@ def _make(command: str, help_text: str):
     app.command(command, help=help_text)(cmd)
 
 
-for _name, _help in {**TRAINERS, **NOT_YET}.items():
+for _name, _help in {**TRAINERS, **PIPELINE, **NOT_YET}.items():
     _make(_name, _help)
 
 

@@ -19,6 +19,8 @@ def load_tokenizer(recipe: Recipe):
         return toy.tokenizer()
     from transformers import AutoTokenizer
 
+    if not (recipe.model.tokenizer or recipe.model.path):
+        raise UserError("model.path: required (a local HF model directory or a hub id)")
     name = builtin.resolve(recipe.model.tokenizer or recipe.model.path)
     try:
         tok = AutoTokenizer.from_pretrained(name, trust_remote_code=recipe.model.trust_remote_code)

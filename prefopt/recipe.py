@@ -184,6 +184,11 @@ def _coerce(value: Any, tp: Any, path: str, origins: dict, src: str) -> Any:
             raise bad("an integer")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `5e-7` (no dot) as a string; it is meant as a number
+            try:
+                return float(value)
+            except ValueError:
+                raise bad("a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
         return float(value)
@@ -228,5 +233,10 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
         fail("optim.betas", f"expected two numbers in [0, 1), got {list(r.optim.betas)}")
     if r.deepspeed.config and not Path(r.deepspeed.config).is_file():
         fail("deepspeed.config", f"no such DeepSpeed JSON: {r.deepspeed.config}")
-    if r.model.kind == "causal_lm" and not r.model.path:
-        fail("model.path", "required: a local HF model directory or a hub id")
+    if r.generate.temperature == 0 and r.generate.n != 1:
+        fail("generate.n", "greedy decoding (generate.temperature: 0) gives one candidate; set generate.n: 1")
+    for key, value in (("generate.n", r.generate.n), ("generate.batch_size", r.generate.batch_size),
+                       ("generate.max_new_tokens", r.generate.max_new_tokens), ("judge.concurrency", r.judge.concurrency),
+                       ("judge.batch_size", r.judge.batch_size)):
+        if value <= 0:
+            fail(key, f"must be > 0, got {value}")

@@ -128,6 +128,44 @@ class EvalConfig:
 
 
 @dataclass
+class GenerateConfig:
+    """`prefopt generate`: N candidates per prompt from `model.path`."""
+
+    n: int = 8  # candidates per prompt
+    temperature: float = 1.0  # 0: greedy (then n must be 1)
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    batch_size: int = 16  # prompts per generate() call
+    seed: int = 0
+    max_prompts: int = 0  # 0: every prompt of data.train
+    output: Optional[str] = None  # default <output_dir>/generations.jsonl
+    backend: Literal["hf", "vllm"] = "hf"
+
+
+@dataclass
+class JudgeConfig:
+    """`prefopt judge`: score candidates, then keep best/worst pairs (mode: pairs) or summarise (mode: eval)."""
+
+    kind: Literal["rule", "llm", "rm"] = "rule"
+    mode: Literal["pairs", "eval"] = "pairs"
+    input: str = ""  # generations JSONL written by `prefopt generate`
+    output: Optional[str] = None  # default <output_dir>/pairs.jsonl (mode: pairs) or eval.json (mode: eval)
+    chosen_from: Literal["policy_best", "reference"] = "policy_best"  # reference: the record's dataset solution
+    rejected_from: Literal["policy_worst", "other"] = "policy_worst"  # other: worst of `other`'s candidates
+    other: Optional[str] = None  # generations JSONL of another model, for rejected_from: other
+    base_url: str = "https://api.openai.com/v1"  # llm: any OpenAI-compatible chat-completions endpoint
+    model: str = "gpt-4o"  # llm: the judge model's name at that endpoint
+    api_key_env: str = "OPENAI_API_KEY"  # llm: name of the environment variable holding the key (never logged)
+    template: Optional[str] = None  # llm: rubric prompt file; default prefopt/judge/rubric.txt
+    concurrency: int = 8  # llm: requests in flight
+    timeout: float = 60.0  # llm: seconds per request
+    max_retries: int = 5  # llm: per candidate, for 429/5xx/network errors and replies without `Score: N`
+    cache: Optional[str] = None  # llm: verdict cache JSONL; default <output_dir>/judge_cache.jsonl
+    rm_path: Optional[str] = None  # rm: a reward model directory written by `prefopt rm`
+    batch_size: int = 16  # rm: sequences per forward
+
+
+@dataclass
 class Recipe:
     name: str = "recipe"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -138,3 +176,5 @@ class Recipe:
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)

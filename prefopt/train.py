@@ -6,7 +6,6 @@ SIGTERM/SIGUSR1 (preemption) make the loop write a checkpoint at the next step b
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time
@@ -15,7 +14,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from prefopt import builtin, engine as eng, models, plots, probe, refcache, toy
+from prefopt import builtin, models, plots, probe, refcache, toy
+from prefopt import engine as eng
 from prefopt.data.collate import Collator
 from prefopt.data.loader import BatchStream, TokenizedData
 from prefopt.errors import UserError
@@ -239,7 +239,7 @@ class Trainer:
                     meter.add({"grad_norm": _grad_norm(e.module)}, 1.0)  # DeepSpeed drops it at stage 0
                 e.step()
             step += 1
-            self._inject_fault(step)
+            faults.inject(step, self.rank)
             stop = self.stop_requested and self.world == 1
             if log_now or self.world == 1 and self.stop_requested:
                 dt = time.perf_counter() - t0
@@ -284,11 +284,7 @@ class Trainer:
     def _on_signal(self, signum, frame) -> None:
         self.stop_requested = True
 
-    def _inject_fault(self, step: int) -> None:
-        """Testing aid: PREFOPT_FAULT=sigterm@N (preemption) or sigkill@N (a hard kill) after step N, rank 0."""
-        kind, _, at = os.environ.get("PREFOPT_FAULT", "").partition("@")
-        if kind and self.rank == 0 and at.isdigit() and int(at) == step:
-            os.kill(os.getpid(), {"sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}[kind])
+
 
 
 def _split(values: torch.Tensor, tokens: torch.Tensor, n_pairs: int) -> Terms:

@@ -12,7 +12,6 @@ SFT:               -(-1)/2 = 0.5 and -(-5)/2 = 2.5
 Bradley-Terry:     r_w = 1, r_l = 0: log(1 + e^-1) = 0.3132616875; + 0.1·(1 + 0)² centering = 0.4132616875
 """
 
-import math
 
 import torch
 from torch.testing import assert_close

@@ -32,6 +32,7 @@ def test_base_chain_and_loop(tmp_path):
 
 def test_overrides_coerce_types_and_repeat(tmp_path):
     p = write(tmp_path, "r.yaml", "model: {path: m}\n")
+    assert load_recipe(p, ["optim.lr=6e-3"]).optim.lr == 0.006  # YAML 1.1 reads 6e-3 as a string
     r = load_recipe(p, ["loss.beta=0.05", "train.max_steps=12", "log.wandb=true", "log.tags=[a, b]",
                         "loss.beta=0.07", "data.train=x.jsonl"])
     assert (r.loss.beta, r.train.max_steps, r.log.wandb, r.log.tags, r.data.train) == (0.07, 12, True, ["a", "b"],
@@ -106,3 +107,12 @@ def test_cli_help_and_version_and_unimplemented():
     res = run_cli("ppo", "--recipe", "recipes/tiny/dpo.yaml")
     assert res.returncode == 2 and "prefopt ppo: not available yet" in res.stderr
     assert run_cli("ppo", "--recipe", "recipes/tiny/dpo.yaml", "--dry-run").returncode == 0
+
+
+def test_docs_list_every_key():
+    from prefopt.recipe import all_keys
+
+    doc = (ROOT / "docs" / "recipes.md").read_text()
+    missing = [k for k in all_keys() if f"`{k}`" not in doc and not k.count(".") == 0 and k.split(".")[-1] != "toy"]
+    missing = [k for k in missing if k not in ("model.toy", "data.fields")]
+    assert not missing, f"docs/recipes.md lacks {missing}; run python scripts/recipe_keys.py --write"

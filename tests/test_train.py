@@ -1,7 +1,6 @@
 """Training-core invariants on CPU: run directory contents, batch/accumulation and ZeRO equivalence, resume after
 a preemption signal or a hard kill, precomputed reference log-probs, and the W&B offline run's contents."""
 
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
 from prefopt.tasks import arith
 from prefopt.train import train
-from tests.conftest import ROOT, read_rows, run_cli, write_jsonl
+from tests.conftest import read_rows, run_cli, write_jsonl
 
 TINY_KEYS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
              "logps/rejected", "grad_norm", "lr", "tokens_per_s", "logps/ref_chosen", "logps/ref_rejected",

@@ -1,0 +1,168 @@
+"""`prefopt generate`: sample N candidates per prompt, resumably, sharded over ranks.
+
+Output: one JSONL record per prompt, `{id, prompt, candidates, answer?, reference?, meta}`, appended and flushed
+per batch. Batches are fixed by prompt index and seeded by (seed, batch index), so a result does not depend on
+how many ranks ran or where a killed run stopped; a rerun skips the ids already written (and drops a torn last
+line). Under torchrun, rank r writes `<output>.rank<r>` for batches r, r+world, ...; rank 0 merges them at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn
+
+from prefopt import builtin, engine as eng, faults, models
+from prefopt.data.sources import BadRows, iter_records
+from prefopt.data.tokenize import encode_prompt, normalize
+from prefopt.errors import UserError
+from prefopt.recipe import dump_recipe
+from prefopt.schema import Recipe
+
+
+def load_prompts(recipe: Recipe) -> list[dict]:
+    """Prompt records of data.train with their stable ids (row order), answers and reference solutions."""
+    d, bad = recipe.data, BadRows(recipe.data.on_bad_row)
+    if not d.train:
+        raise UserError("data.train: required (prompts to generate for)")
+    out = []
+    for where, rec in iter_records(builtin.resolve(d.train), bad, d.split, d.streaming):
+        ex = normalize(rec, where, "prompt", d.fields, bad)
+        if ex is None:
+            continue
+        row = {"id": str(len(out)), "prompt": ex["prompt"]}
+        if d.fields.answer in rec:
+            row["answer"] = rec[d.fields.answer]
+        for key in (d.fields.completion, "solution"):
+            if isinstance(rec.get(key), str):
+                row["reference"] = rec[key]
+                break
+        out.append(row)
+        if recipe.generate.max_prompts and len(out) >= recipe.generate.max_prompts:
+            break
+    if bad.total:
+        print(f"{d.train}: {bad.summary()}", flush=True)
+    return out
+
+
+def read_done(path: Path) -> dict[str, dict]:
+    """Records already written (by id). A torn last line from a kill is cut off so appends stay valid JSONL."""
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    keep = raw[: raw.rfind(b"\n") + 1]
+    if len(keep) != len(raw):
+        with path.open("r+b") as fh:
+            fh.truncate(len(keep))
+    return {r["id"]: r for r in map(json.loads, keep.decode().splitlines()) if r}
+
+
+def output_path(recipe: Recipe, run_dir: Path) -> Path:
+    return Path(recipe.generate.output or run_dir / "generations.jsonl")
+
+
+def generate(recipe: Recipe, run_dir: Path) -> Path:
+    """Run generation for the recipe; returns the merged output path."""
+    rank, world = eng.setup_distributed()
+    g = recipe.generate
+    out = output_path(recipe, run_dir)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    prompts = load_prompts(recipe)
+    shard = out.with_name(out.name + f".rank{rank}")
+    done = {**read_done(out), **read_done(shard)}
+    todo_batches = [k for k in range(rank, -(-len(prompts) // g.batch_size), world)
+                    if any(p["id"] not in done for p in prompts[k * g.batch_size:(k + 1) * g.batch_size])]
+    tok = models.load_tokenizer(recipe)
+    sampler = _sampler(recipe, tok)
+    meta = {"model": recipe.model.path, "n": g.n, "temperature": g.temperature, "top_p": g.top_p,
+            "max_new_tokens": g.max_new_tokens, "seed": g.seed, "backend": g.backend}
+    t0, n_prompts, n_tokens = time.perf_counter(), 0, 0
+    with Progress(TextColumn("[bold]generate"), BarColumn(), TextColumn("{task.completed}/{task.total} batches"),
+                  TextColumn("{task.fields[rate]}"), disable=rank != 0) as bar, shard.open("a") as fh:
+        task = bar.add_task("gen", total=len(todo_batches), rate="")
+        for k in todo_batches:
+            batch = prompts[k * g.batch_size:(k + 1) * g.batch_size]
+            texts, tokens = sampler(batch, seed=g.seed * 1_000_003 + k)
+            for p, cands in zip(batch, texts):
+                if p["id"] not in done:
+                    fh.write(json.dumps({**p, "candidates": cands, "meta": meta}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            faults.inject(k + 1, rank)
+            n_prompts, n_tokens = n_prompts + len(batch), n_tokens + tokens
+            dt = time.perf_counter() - t0
+            bar.update(task, advance=1, rate=f"{n_prompts / dt:.1f} prompts/s  {n_tokens / dt:.0f} tokens/s")
+    import torch.distributed as dist
+
+    dist.barrier()
+    if rank == 0:
+        _merge(out, prompts, world)
+    dist.barrier()
+    return out
+
+
+def _merge(out: Path, prompts: list[dict], world: int) -> None:
+    """Fold the rank shards into `out` (atomically), in prompt order, keeping what `out` already held."""
+    records = read_done(out)
+    shards = [out.with_name(out.name + f".rank{r}") for r in range(world)] + list(out.parent.glob(out.name + ".rank*"))
+    for s in set(shards):
+        records.update(read_done(s))
+    order = {p["id"]: i for i, p in enumerate(prompts)}
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(json.dumps(records[i]) + "\n" for i in sorted(records, key=lambda i: order.get(i, 1 << 30))))
+    os.replace(tmp, out)
+    for s in set(shards):
+        s.unlink(missing_ok=True)
+
+
+def _sampler(recipe: Recipe, tok):
+    g = recipe.generate
+    if g.backend == "vllm":
+        return _vllm_sampler(recipe)
+    model = models.load_policy(recipe, "lm", 1, g.seed).to(eng.device()).eval()
+    if eng.on_gpu():
+        model = model.to(torch.bfloat16)
+    pad = tok.pad_token_id
+
+    @torch.no_grad()
+    def sample(batch: list[dict], seed: int) -> tuple[list[list[str]], int]:
+        ids = [encode_prompt(p["prompt"], tok) for p in batch]
+        width = max(map(len, ids))
+        dev = eng.device()
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=dev)  # left padding
+        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=dev)
+        torch.manual_seed(seed)
+        kw = dict(do_sample=True, temperature=g.temperature, top_p=g.top_p, top_k=0) if g.temperature > 0 else \
+            dict(do_sample=False)
+        seqs = model.generate(input_ids=input_ids, attention_mask=attn, max_new_tokens=g.max_new_tokens,
+                              num_return_sequences=g.n, pad_token_id=pad, **kw)[:, width:]
+        gen_tokens = int((seqs != pad).sum())
+        texts = tok.batch_decode(seqs, skip_special_tokens=True)
+        return [texts[i * g.n:(i + 1) * g.n] for i in range(len(batch))], gen_tokens
+
+    return sample
+
+
+def _vllm_sampler(recipe: Recipe):
+    """The optional vLLM backend (used only when vllm is installed)."""
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError:
+        raise UserError("generate.backend: vllm is not installed (pip install vllm), or use backend: hf") from None
+    g = recipe.generate
+    llm = LLM(model=builtin.resolve(recipe.model.path), seed=g.seed, trust_remote_code=recipe.model.trust_remote_code)
+
+    def sample(batch: list[dict], seed: int):
+        params = SamplingParams(n=g.n, temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_new_tokens, seed=seed)
+        outs = llm.generate([p["prompt"] for p in batch], params, use_tqdm=False)
+        texts = [[c.text for c in o.outputs] for o in outs]
+        return texts, sum(len(c.token_ids) for o in outs for c in o.outputs)
+
+    return sample

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The on-policy loop on the embedded arithmetic task, end to end on CPU (what `make demo` runs):
+#   sft -> evaluate -> generate 8 candidates per prompt -> rule judge -> best/worst pairs -> dpo -> evaluate.
+# Set DEMO_QUICK=1 for the shortened version used in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PF=(${PYTHON:-.venv/bin/python} -m prefopt.cli)
+quick=()
+if [ "${DEMO_QUICK:-0}" = 1 ]; then
+  quick=(--set train.max_steps=40)
+  gen_quick=(--set generate.max_prompts=32)
+else
+  gen_quick=()
+fi
+rm -rf runs/demo
+"${PF[@]}" sft --recipe recipes/demo/sft.yaml "${quick[@]}"
+"${PF[@]}" generate --recipe recipes/demo/eval_generate.yaml
+"${PF[@]}" judge --recipe recipes/demo/eval_judge.yaml
+"${PF[@]}" generate --recipe recipes/demo/generate.yaml "${gen_quick[@]}"
+"${PF[@]}" judge --recipe recipes/demo/judge.yaml
+# Vanilla DPO, and the paper's remedy (DPO + SFT, Eq. 7) on the same pairs, each evaluated on held-out problems.
+for run in dpo dpo_sft; do
+  extra=(--set train.output_dir=runs/demo/$run)
+  [ $run = dpo_sft ] && extra+=(--set loss.sft_weight=1.0)
+  [ "${DEMO_QUICK:-0}" = 1 ] && extra+=(--set train.max_steps=4 --set log.every=2)
+  "${PF[@]}" dpo --recipe recipes/demo/dpo.yaml "${extra[@]}"
+  "${PF[@]}" generate --recipe recipes/demo/eval_generate.yaml --set model.path=runs/demo/$run/model \
+    --set train.output_dir=runs/demo/eval_$run
+  "${PF[@]}" judge --recipe recipes/demo/eval_judge.yaml --set judge.input=runs/demo/eval_$run/generations.jsonl \
+    --set train.output_dir=runs/demo/eval_$run
+done
+${PYTHON:-.venv/bin/python} scripts/demo_report.py runs/demo

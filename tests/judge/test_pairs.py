@@ -1,0 +1,33 @@
+"""Pairing: best/worst from the policy, reference/other modes, drops counted per reason; eval summary."""
+
+from prefopt.judge import eval_summary, make_pairs
+from prefopt.schema import Recipe
+
+
+def rec(i, cands, **kw):
+    return {"id": str(i), "prompt": f"Q{i}", "candidates": cands, "answer": "1", **kw}
+
+
+def test_best_worst_and_counts():
+    recs = [rec(0, ["a", "b", "c"]), rec(1, ["d", "e"]), rec(2, ["f", "g", "h"]), rec(3, ["i", "j"])]
+    scores = [[2, 5, 4], [3, 3], [None, None, 5], [None, 4]]
+    pairs, counts = make_pairs(Recipe(), recs, scores, {})
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("b", "a")]
+    assert pairs[0]["scores"] == {"chosen": 5, "rejected": 2, "candidates": [2, 5, 4]}
+    assert counts == {"kept": 1, "dropped: all scores equal": 1, "dropped: judge failures": 2,
+                      "candidates judged": 7, "candidates failed": 3}
+
+
+def test_reference_chosen_and_other_rejected():
+    r = Recipe()
+    r.judge.chosen_from, r.judge.rejected_from = "reference", "other"
+    recs = [rec(0, ["a"], reference="sol0"), rec(1, ["b"]), rec(2, ["c"], reference="sol2")]
+    pairs, counts = make_pairs(r, recs, [[2], [5], [1]], {"0": (1, "other0")})
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("sol0", "other0")]
+    assert counts["dropped: no reference solution"] == 1
+    assert counts["dropped: no generation from the other model"] == 1
+
+
+def test_eval_summary_is_the_papers_metric():
+    s = eval_summary([[5], [4], [2], [1], [None]], "rule")
+    assert s == {"count": 4.0, "failures": 1.0, "score5": 0.25, "score45": 0.5}
