@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, Progress, TextColumn
 
-from prefopt import builtin, engine as eng, faults, models
+from prefopt import builtin, faults, models
+from prefopt import engine as eng
 from prefopt.data.sources import BadRows, iter_records
 from prefopt.data.tokenize import encode_prompt, normalize
 from prefopt.errors import UserError

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from prefopt import builtin, models, plots, probe, refcache, toy
+from prefopt import builtin, faults, models, plots, probe, refcache, toy
 from prefopt import engine as eng
 from prefopt.data.collate import Collator
 from prefopt.data.loader import BatchStream, TokenizedData

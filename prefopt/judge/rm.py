@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from prefopt import builtin, engine as eng
+from prefopt import builtin
+from prefopt import engine as eng
 from prefopt.data.collate import Collator
 from prefopt.data.sources import BadRows
 from prefopt.data.tokenize import Truncation, encode_example
