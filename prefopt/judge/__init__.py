@@ -80,6 +80,10 @@ def make_pairs(recipe: Recipe, records: list[dict], scores: list[list], other: d
         judged = [(s, c) for s, c in zip(sc, rec["candidates"]) if s is not None]
         counts["candidates judged"] += len(judged)
         counts["candidates failed"] += len(sc) - len(judged)
+        empty = sum(not c.strip() for _, c in judged)
+        if empty:  # an empty generation cannot be a training response (the data loader rejects it)
+            counts["candidates empty"] += empty
+            judged = [(s, c) for s, c in judged if c.strip()]
         if j.chosen_from == "reference":
             if not isinstance(rec.get("reference"), str):
                 counts["dropped: no reference solution"] += 1

@@ -18,6 +18,12 @@ def test_best_worst_and_counts():
                       "candidates judged": 7, "candidates failed": 3}
 
 
+def test_empty_candidates_never_become_responses():
+    pairs, counts = make_pairs(Recipe(), [rec(0, ["", "b", "  ", "d"])], [[1, 5, 1, 2]], {})
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("b", "d")]
+    assert counts["candidates empty"] == 2
+
+
 def test_reference_chosen_and_other_rejected():
     r = Recipe()
     r.judge.chosen_from, r.judge.rejected_from = "reference", "other"
