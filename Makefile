@@ -18,7 +18,10 @@ export WANDB_CACHE_DIR ?= $(CURDIR)/.cache/wandb/cache
 export WANDB_CONFIG_DIR ?= $(CURDIR)/.cache/wandb/config
 export PYTHONWARNINGS ?= ignore
 
-.PHONY: install warm test lint demo toy clean
+# A real single-node Slurm for the launch tests (../shared/slurm, as in CI); idempotent, needs root.
+SLURM_SCRIPTS ?= $(CURDIR)/../shared/slurm
+
+.PHONY: install warm slurm test lint demo toy clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,11 +37,17 @@ warm: install
 	mkdir -p $(TORCH_EXTENSIONS_DIR) $(WANDB_DIR) $(WANDB_CACHE_DIR) $(WANDB_CONFIG_DIR)
 	$(PY) -c "from prefopt.engine import setup_distributed; setup_distributed(); print('deepspeed warm')"
 
-test: warm
+slurm:
+	@if scontrol ping 2>/dev/null | grep -q UP; then echo "slurm: up"; \
+	elif [ -x "$(SLURM_SCRIPTS)/start_local_slurm.sh" ]; then bash "$(SLURM_SCRIPTS)/start_local_slurm.sh"; \
+	else echo "slurm: no controller and no $(SLURM_SCRIPTS)/start_local_slurm.sh; the Slurm tests will fail" >&2; fi
+
+test: warm slurm
 	$(VENV)/bin/pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check prefopt tests scripts benchmarks
+	$(VENV)/bin/shellcheck scripts/*.sh scripts/slurm/* .ci/run
 
 demo: warm
 	bash scripts/demo.sh

@@ -4,7 +4,7 @@
 # Set DEMO_QUICK=1 for the shortened version used in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PF=(${PYTHON:-.venv/bin/python} -m prefopt.cli)
+PF=("${PYTHON:-.venv/bin/python}" -m prefopt.cli)
 quick=()
 if [ "${DEMO_QUICK:-0}" = 1 ]; then
   quick=(--set train.max_steps=40)
@@ -20,7 +20,7 @@ rm -rf runs/demo
 "${PF[@]}" judge --recipe recipes/demo/judge.yaml
 # Vanilla DPO, and the paper's remedy (DPO + SFT, Eq. 7) on the same pairs, each evaluated on held-out problems.
 for run in dpo dpo_sft; do
-  extra=(--set train.output_dir=runs/demo/$run)
+  extra=(--set "train.output_dir=runs/demo/$run")
   [ $run = dpo_sft ] && extra+=(--set loss.sft_weight=1.0)
   [ "${DEMO_QUICK:-0}" = 1 ] && extra+=(--set train.max_steps=4 --set log.every=2)
   "${PF[@]}" dpo --recipe recipes/demo/dpo.yaml "${extra[@]}"
@@ -29,4 +29,4 @@ for run in dpo dpo_sft; do
   "${PF[@]}" judge --recipe recipes/demo/eval_judge.yaml --set judge.input=runs/demo/eval_$run/generations.jsonl \
     --set train.output_dir=runs/demo/eval_$run
 done
-${PYTHON:-.venv/bin/python} scripts/demo_report.py runs/demo
+"${PYTHON:-.venv/bin/python}" scripts/demo_report.py runs/demo
