@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from prefopt import builtin, faults, models
 from prefopt import engine as eng
+from prefopt.data.collate import left_padded
 from prefopt.data.sources import BadRows, iter_records
 from prefopt.data.tokenize import encode_prompt, normalize
 from prefopt.errors import UserError
@@ -134,11 +135,8 @@ def _sampler(recipe: Recipe, tok):
 
     @torch.no_grad()
     def sample(batch: list[dict], seed: int) -> tuple[list[list[str]], int]:
-        ids = [encode_prompt(p["prompt"], tok) for p in batch]
-        width = max(map(len, ids))
-        dev = eng.device()
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=dev)  # left padding
-        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=dev)
+        input_ids, attn = left_padded([encode_prompt(p["prompt"], tok) for p in batch], pad, eng.device())
+        width = input_ids.shape[1]
         torch.manual_seed(seed)
         kw = dict(do_sample=True, temperature=g.temperature, top_p=g.top_p, top_k=0) if g.temperature > 0 else \
             dict(do_sample=False)

@@ -23,7 +23,7 @@ def load_tokenizer(recipe: Recipe):
         raise UserError("model.path: required (a local HF model directory or a hub id)")
     name = builtin.resolve(recipe.model.tokenizer or recipe.model.path)
     try:
-        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=recipe.model.trust_remote_code)
+        tok = _generic_fast(name) or AutoTokenizer.from_pretrained(name, trust_remote_code=recipe.model.trust_remote_code)
     except (OSError, ValueError) as e:
         raise UserError(f"model.tokenizer: cannot load tokenizer `{name}` ({str(e).splitlines()[0][:200]})") from None
     if tok.pad_token_id is None:
@@ -31,6 +31,26 @@ def load_tokenizer(recipe: Recipe):
             raise UserError(f"model.tokenizer: `{name}` has neither a pad nor an EOS token")
         tok.pad_token = tok.eos_token
     return tok
+
+
+def _generic_fast(name: str):
+    """A local tokenizer saved as a generic fast tokenizer, loaded as exactly that.
+
+    transformers 5's AutoTokenizer picks the tokenizer class from the *model* config (e.g. Qwen2Tokenizer) and
+    rebuilds it from vocab/merges, which silently drops a custom tokenizer.json (a WordLevel model tokenized every
+    text to nothing). When tokenizer_config.json names the generic class, load tokenizer.json as it is.
+    """
+    import json
+    from pathlib import Path
+
+    cfg = Path(name) / "tokenizer_config.json"
+    if not cfg.is_file() or not (Path(name) / "tokenizer.json").is_file():
+        return None
+    if json.loads(cfg.read_text()).get("tokenizer_class") not in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+        return None
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(name)
 
 
 def _zero3_init(recipe: Recipe, world: int):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from prefopt import toy
-from prefopt.data.collate import Collator
+from prefopt.data.collate import Collator, left_padded
 from prefopt.data.sources import BadRows
 from prefopt.data.tokenize import Truncation, encode_prompt, iter_examples
 from prefopt.errors import UserError
@@ -46,11 +46,9 @@ def _sample(model, tokenizer, prompts: list, max_new_tokens: int, seed: int) -> 
     if not prompts:
         return []
     dev = next(model.parameters()).device
-    ids = [encode_prompt(p, tokenizer) for p in prompts]
-    width = max(map(len, ids))
     pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=dev)  # left padding
-    attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=dev)
+    input_ids, attn = left_padded([encode_prompt(p, tokenizer) for p in prompts], pad, dev)
+    width = input_ids.shape[1]
     torch.manual_seed(seed)
     zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
     out = model.generate(input_ids=input_ids, attention_mask=attn, do_sample=True, max_new_tokens=max_new_tokens,

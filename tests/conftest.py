@@ -39,9 +39,14 @@ def write_jsonl(path: Path, rows) -> Path:
 def run_cli(*args, cwd=ROOT, env=None, timeout=600, launcher=None) -> subprocess.CompletedProcess:
     """Run `prefopt ARGS` in a fresh process (as a user would); returns the completed process."""
     cmd = (launcher or [sys.executable, "-m", "prefopt.cli"]) + [str(a) for a in args]
-    dist_vars = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # set by in-process runs
-    base = {k: v for k, v in os.environ.items() if k not in dist_vars}
-    return subprocess.run(cmd, cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env={**clean_env(), **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def clean_env() -> dict:
+    """This process's environment without the torch.distributed variables that in-process runs set."""
+    dist_vars = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    return {k: v for k, v in os.environ.items() if k not in dist_vars}
 
 
 def read_rows(run_dir) -> list:

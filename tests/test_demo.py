@@ -1,17 +1,15 @@
 """The on-policy demo pipeline (sft -> generate -> judge -> dpo, dpo+sft -> evaluate), shortened, end to end."""
 
 import json
-import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, clean_env
 
 
 def test_quick_demo_runs_end_to_end():
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
-                                                              "MASTER_PORT")}
-    res = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env={**env, "DEMO_QUICK": "1", "PYTHON": sys.executable},
+    env = {**clean_env(), "DEMO_QUICK": "1", "PYTHON": sys.executable}
+    res = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "held-out problems" in res.stdout and "3d/chosen_below_ref_frac" in res.stdout

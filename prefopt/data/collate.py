@@ -63,3 +63,17 @@ class Collator:
             batch["ref_logps"] = torch.tensor([ex["ref_logps"][s] for s in range(2) for ex in examples],
                                               dtype=torch.float32)
         return batch
+
+
+def left_padded(ids: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts padded on the left (generation continues every row from its last column): ids, attention mask.
+
+    >>> left_padded([[5, 6], [7]], pad_id=0)
+    (tensor([[5, 6],
+            [0, 7]]), tensor([[1, 1],
+            [0, 1]]))
+    """
+    width = max(map(len, ids))
+    input_ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in ids], device=device)
+    attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+    return input_ids, attn

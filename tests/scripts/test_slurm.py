@@ -13,11 +13,10 @@ import time
 import pytest
 import torch
 
-from tests.conftest import ROOT, read_rows
+from tests.conftest import ROOT, clean_env, read_rows
 from tests.scripts.slurm_helpers import tiny_recipe, wait_done
 
-ENV = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
-                                                          "MASTER_PORT")}
+ENV = clean_env()
 ENV.update(PYTHON=sys.executable, CPU_PROCS_PER_NODE="2", PYTHONWARNINGS="ignore")
 
 
