@@ -14,20 +14,20 @@ class ToyConfig:
     """The paper's toy (§3.2.1): one-hot prompt -> MLP -> 10 responses."""
 
     scenario: int = 1  # initial distribution, see prefopt/toy.py SCENARIOS
-    hidden: int = 64
+    hidden: int = 64  # MLP width
     pretrain_steps: int = 400  # step 1: fit the MLP to the scenario's soft labels
-    pretrain_lr: float = 0.01
+    pretrain_lr: float = 0.01  # Adam lr of step 1
 
 
 @dataclass
 class ModelConfig:
     path: str = ""  # local HF directory or hub id (ignored for kind: toy_mlp)
-    kind: Literal["causal_lm", "toy_mlp"] = "causal_lm"
+    kind: Literal["causal_lm", "toy_mlp"] = "causal_lm"  # toy_mlp: the paper's §3.2 toy (model.toy.*)
     ref_path: Optional[str] = None  # reference model; defaults to `path`
     tokenizer: Optional[str] = None  # defaults to `path`
-    trust_remote_code: bool = False
+    trust_remote_code: bool = False  # run model code from the hub repo: off unless you trust it
     attn_implementation: Optional[str] = None  # e.g. sdpa, flash_attention_2
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     toy: ToyConfig = field(default_factory=ToyConfig)
 
 
@@ -35,32 +35,32 @@ class ModelConfig:
 class FieldsConfig:
     """Maps the record's column names onto prefopt's names."""
 
-    prompt: str = "prompt"
-    chosen: str = "chosen"
-    rejected: str = "rejected"
-    completion: str = "completion"
-    messages: str = "messages"
-    answer: str = "answer"
+    prompt: str = "prompt"  # column holding the prompt (string or messages)
+    chosen: str = "chosen"  # preferred response
+    rejected: str = "rejected"  # dispreferred response
+    completion: str = "completion"  # SFT target (also the reference solution for judge.chosen_from)
+    messages: str = "messages"  # SFT chat records: the last assistant turn is the target
+    answer: str = "answer"  # reference final answer, for the rule judge
 
 
 @dataclass
 class DataConfig:
     train: str = ""  # JSONL/JSON/Parquet path, save_to_disk dir, or hub dataset id
-    eval: Optional[str] = None
+    eval: Optional[str] = None  # held-out set: eval/* metrics and the probe prompts
     split: str = "train"  # split name for hub ids and save_to_disk DatasetDicts
-    eval_split: str = "test"
-    streaming: bool = False
-    on_bad_row: Literal["error", "skip"] = "error"
-    max_length: int = 512
-    max_prompt_length: int = 256
-    shuffle: bool = True
+    eval_split: str = "test"  # split name for data.eval
+    streaming: bool = False  # read the source lazily (files larger than memory); needs train.max_steps
+    on_bad_row: Literal["error", "skip"] = "error"  # error: stop at file:line; skip: drop and count per reason
+    max_length: int = 512  # prompt + response tokens; responses are cut on the right
+    max_prompt_length: int = 256  # prompts keep their last tokens
+    shuffle: bool = True  # reshuffle every epoch with seed + epoch
     shuffle_buffer: int = 1000  # streaming only: size of the shuffle buffer
     fields: FieldsConfig = field(default_factory=FieldsConfig)
 
 
 @dataclass
 class LossConfig:
-    name: Literal["sft", "dpo", "ipo", "slic", "rm"] = "dpo"
+    name: Literal["sft", "dpo", "ipo", "slic", "rm"] = "dpo"  # set by the command you run
     beta: float = 0.1  # DPO's β; IPO's τ
     beta_chosen: Optional[float] = None  # flex-β: β⁺, defaults to beta
     beta_rejected: Optional[float] = None  # flex-β: β⁻, defaults to beta
@@ -73,49 +73,49 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    betas: tuple = (0.9, 0.999)
-    eps: float = 1e-8
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    grad_clip: float = 1.0
+    lr: float = 1e-5  # peak learning rate (torch AdamW)
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    betas: tuple = (0.9, 0.999)  # AdamW betas
+    eps: float = 1e-8  # AdamW epsilon
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"  # decay after warm-up
+    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
+    min_lr_ratio: float = 0.0  # the schedule decays to lr * min_lr_ratio
+    grad_clip: float = 1.0  # global gradient-norm clipping (0: off)
 
 
 @dataclass
 class TrainConfig:
     output_dir: Optional[str] = None  # default runs/<recipe name>
     max_steps: int = 0  # 0: derive from epochs and data size
-    epochs: int = 1
+    epochs: int = 1  # used when max_steps is 0
     micro_batch_size: int = 4  # pairs per rank per forward
-    grad_accum: int = 1
-    seed: int = 0
+    grad_accum: int = 1  # micro-batches per optimizer step
+    seed: int = 0  # model init (toy), data order, sampling
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     save_every: int = 0  # 0: only at the end (and on SIGTERM/SIGUSR1)
-    keep_checkpoints: int = 2
-    precompute_ref: bool = False
+    keep_checkpoints: int = 2  # newest checkpoints kept under <output_dir>/checkpoints
+    precompute_ref: bool = False  # one reference pass before training, cached and reused (β sweeps)
     ref_cache_dir: Optional[str] = None  # default <output_dir>/../.ref_cache
 
 
 @dataclass
 class DeepSpeedConfig:
-    stage: Literal[0, 1, 2, 3] = 0
-    offload_optimizer: bool = False
-    offload_param: bool = False
+    stage: Literal[0, 1, 2, 3] = 0  # ZeRO stage; 3 shards the policy and the reference
+    offload_optimizer: bool = False  # ZeRO optimizer state on CPU
+    offload_param: bool = False  # ZeRO-3 parameters on CPU
     config: Optional[str] = None  # a DeepSpeed JSON used as is (batch sizes are still set from train.*)
 
 
 @dataclass
 class LogConfig:
-    every: int = 10
-    wandb: bool = False
-    project: str = "prefopt"
-    name: Optional[str] = None
-    group: Optional[str] = None
-    tags: list = field(default_factory=list)
+    every: int = 10  # logging step interval (one all-reduce each)
+    wandb: bool = False  # log to W&B (offline without WANDB_API_KEY)
+    project: str = "prefopt"  # W&B project
+    name: Optional[str] = None  # W&B run name (default: the recipe name)
+    group: Optional[str] = None  # W&B group (sweeps set it)
+    tags: list = field(default_factory=list)  # W&B tags
     grad_split_every: int = 0  # every K steps: true parameter-gradient norms of the chosen and rejected terms
-    console: bool = True
+    console: bool = True  # rich progress bar with the key figures
 
 
 @dataclass
@@ -123,8 +123,8 @@ class EvalConfig:
     every: int = 0  # 0: only at the end
     max_batches: int = 0  # 0: the whole eval set
     probe: Optional[str] = None  # JSONL of {prompt, response} unseen responses; default: samples from the reference
-    probe_size: int = 16
-    probe_max_new_tokens: int = 32
+    probe_size: int = 16  # prompts sampled for the default unseen-response probe
+    probe_max_new_tokens: int = 32  # length of each probe sample
 
 
 @dataclass
@@ -133,21 +133,21 @@ class GenerateConfig:
 
     n: int = 8  # candidates per prompt
     temperature: float = 1.0  # 0: greedy (then n must be 1)
-    top_p: float = 1.0
-    max_new_tokens: int = 256
+    top_p: float = 1.0  # nucleus sampling
+    max_new_tokens: int = 256  # per candidate
     batch_size: int = 16  # prompts per generate() call
-    seed: int = 0
+    seed: int = 0  # batch k is sampled with seed·1000003 + k: reproducible, resumable
     max_prompts: int = 0  # 0: every prompt of data.train
     output: Optional[str] = None  # default <output_dir>/generations.jsonl
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: Literal["hf", "vllm"] = "hf"  # vllm when installed
 
 
 @dataclass
 class JudgeConfig:
     """`prefopt judge`: score candidates, then keep best/worst pairs (mode: pairs) or summarise (mode: eval)."""
 
-    kind: Literal["rule", "llm", "rm"] = "rule"
-    mode: Literal["pairs", "eval"] = "pairs"
+    kind: Literal["rule", "llm", "rm"] = "rule"  # math answer check, OpenAI-compatible LLM, or reward model
+    mode: Literal["pairs", "eval"] = "pairs"  # pairs: best/worst pairs; eval: share of 5 and 4-5 points
     input: str = ""  # generations JSONL written by `prefopt generate`
     output: Optional[str] = None  # default <output_dir>/pairs.jsonl (mode: pairs) or eval.json (mode: eval)
     chosen_from: Literal["policy_best", "reference"] = "policy_best"  # reference: the record's dataset solution
@@ -167,7 +167,7 @@ class JudgeConfig:
 
 @dataclass
 class Recipe:
-    name: str = "recipe"
+    name: str = "recipe"  # names runs/<name>; defaults to the recipe file's path below recipes/
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
