@@ -17,7 +17,7 @@ def main(root: Path) -> None:
     runs = {"SFT model": "eval_sft", "DPO": "eval_dpo", "DPO + SFT": "eval_dpo_sft"}
     evals = {name: json.loads((root / d / "eval.json").read_text()) for name, d in runs.items()}
     counts = [json.loads(line) for line in (root / "judge" / "metrics.jsonl").read_text().splitlines()][-1]
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # logs and CI: no wrapping at 80 columns
     t = Table(title="prefopt demo: on-policy DPO on embedded arithmetic (held-out problems, greedy)")
     t.add_column("")
     for name in runs:

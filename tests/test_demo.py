@@ -12,7 +12,7 @@ def test_quick_demo_runs_end_to_end():
     res = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-    assert "held-out problems" in res.stdout and "3d/chosen_below_ref_frac" in res.stdout
+    assert "accuracy: 4-5 points (n=200)" in res.stdout and "3d/chosen_below_ref_frac" in res.stdout
     runs = ROOT / "runs" / "demo"
     for name in ("eval_sft", "eval_dpo", "eval_dpo_sft"):
         summary = json.loads((runs / name / "eval.json").read_text())
