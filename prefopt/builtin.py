@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from prefopt.errors import UserError
+from prefopt.fsutil import write_atomic
 
 PREFIX = "builtin:"
 DATA_SIZES = {"train": 2000, "test": 200}
@@ -52,8 +53,5 @@ def resolve(spec: str | None) -> str | None:
 def _write_jsonl(path: Path, rows) -> str:
     """Write rows() to `path` once, atomically (several ranks may race; all write the same bytes)."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows()))
-        os.replace(tmp, path)
+        write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows()))
     return str(path)

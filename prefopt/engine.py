@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import torch
 
+from prefopt.fsutil import write_atomic
 from prefopt.schema import Recipe
+
+DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what launchers set
 
 
 def on_gpu() -> bool:
@@ -128,7 +132,7 @@ def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _write_atomic(root / "latest", final.name)
+        write_atomic(root / "latest", final.name)
         done = sorted((p for p in root.glob("step-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
         for old in done[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
@@ -146,12 +150,6 @@ def load_latest(engine, root: Path) -> dict | None:
     return client
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def export_hf(engine, tokenizer, out: Path, rank: int) -> None:
     """Save the policy as a HF directory (`from_pretrained`-loadable), gathered from ZeRO-3 when sharded."""
     import deepspeed
@@ -159,7 +157,7 @@ def export_hf(engine, tokenizer, out: Path, rank: int) -> None:
     module = engine.module
     params = list(module.parameters())
     zero3 = any(hasattr(p, "ds_id") for p in params)
-    ctx = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if zero3 else _nullcontext()
+    ctx = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if zero3 else contextlib.nullcontext()
     with ctx:
         if rank == 0:
             tmp = out.with_name(f".tmp-{out.name}")
@@ -176,10 +174,3 @@ def export_hf(engine, tokenizer, out: Path, rank: int) -> None:
             shutil.rmtree(out, ignore_errors=True)
             os.replace(tmp, out)
 
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False

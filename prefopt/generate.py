@@ -22,6 +22,7 @@ from prefopt.data.collate import left_padded
 from prefopt.data.sources import BadRows, iter_records
 from prefopt.data.tokenize import encode_prompt, normalize
 from prefopt.errors import UserError
+from prefopt.fsutil import write_atomic
 from prefopt.recipe import dump_recipe
 from prefopt.schema import Recipe
 
@@ -117,9 +118,8 @@ def _merge(out: Path, prompts: list[dict], world: int) -> None:
     for s in set(shards):
         records.update(read_done(s))
     order = {p["id"]: i for i, p in enumerate(prompts)}
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(json.dumps(records[i]) + "\n" for i in sorted(records, key=lambda i: order.get(i, 1 << 30))))
-    os.replace(tmp, out)
+    ordered = sorted(records, key=lambda i: order.get(i, 1 << 30))
+    write_atomic(out, "".join(json.dumps(records[i]) + "\n" for i in ordered))
     for s in set(shards):
         s.unlink(missing_ok=True)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from prefopt.fsutil import write_atomic
 from prefopt.recipe import recipe_to_dict
 from prefopt.schema import Recipe
 
@@ -93,9 +94,7 @@ def _truncate_after(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(ln + "\n" for ln in keep))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(ln + "\n" for ln in keep))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

@@ -47,7 +47,9 @@ def _seed_worker(seed: int, runs: str, root: str) -> dict:
 
     import torch
 
-    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+    from prefopt.engine import DIST_VARS
+
+    for k in DIST_VARS:
         os.environ.pop(k, None)  # each worker is its own world of one
     torch.set_num_threads(1)  # a 64-unit MLP: threads cost more than they give, and seeds run side by side
     res = run_all(seed, Path(runs), root=Path(root))

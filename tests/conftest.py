@@ -45,8 +45,9 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600, launcher=None) -> subprocess
 
 def clean_env() -> dict:
     """This process's environment without the torch.distributed variables that in-process runs set."""
-    dist_vars = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    return {k: v for k, v in os.environ.items() if k not in dist_vars}
+    from prefopt.engine import DIST_VARS
+
+    return {k: v for k, v in os.environ.items() if k not in DIST_VARS}
 
 
 def read_rows(run_dir) -> list:

@@ -9,7 +9,6 @@ is missing. Outputs are written atomically.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prefopt.errors import UserError
+from prefopt.fsutil import write_atomic
 from prefopt.judge import rule
 from prefopt.recipe import dump_recipe
 from prefopt.schema import Recipe
@@ -131,13 +131,6 @@ def eval_summary(scores: list[list], kind: str) -> dict[str, float]:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def judge(recipe: Recipe, run_dir: Path) -> dict:
     """Run the judge; returns the counts (pairs mode) or the summary (eval mode)."""
     j = recipe.judge
@@ -148,7 +141,7 @@ def judge(recipe: Recipe, run_dir: Path) -> dict:
     console = Console(stderr=True)
     if j.mode == "eval":
         summary = eval_summary(score_records(records, scorer, j.kind, first_only=True), j.kind)
-        _write_atomic(Path(j.output or run_dir / "eval.json"), json.dumps(summary, indent=2) + "\n")
+        write_atomic(Path(j.output or run_dir / "eval.json"), json.dumps(summary, indent=2) + "\n")
         _report(console, f"judge eval ({j.kind}) of {j.input}", summary, recipe, run_dir)
         return summary
     other = {}
@@ -160,7 +153,7 @@ def judge(recipe: Recipe, run_dir: Path) -> dict:
                 other[rec["id"]] = min(judged, key=lambda t: t[0])
     pairs, counts = make_pairs(recipe, records, score_records(records, scorer, j.kind), other)
     out = Path(j.output or run_dir / "pairs.jsonl")
-    _write_atomic(out, "".join(json.dumps(p) + "\n" for p in pairs))
+    write_atomic(out, "".join(json.dumps(p) + "\n" for p in pairs))
     counts_d = {k: float(v) for k, v in sorted(counts.items())}
     _report(console, f"judge ({j.kind}): {len(records)} prompts -> {out}", counts_d, recipe, run_dir)
     return counts_d
