@@ -47,7 +47,7 @@ test: warm slurm
 
 lint: install
 	$(VENV)/bin/ruff check prefopt tests scripts benchmarks
-	$(VENV)/bin/shellcheck scripts/*.sh scripts/slurm/* .ci/run
+	$(VENV)/bin/shellcheck scripts/*.sh scripts/slurm/* benchmarks/*.sh .ci/run
 
 demo: warm
 	bash scripts/demo.sh

@@ -8,7 +8,9 @@ the same device session:
     SIZE=0.5b BS=8 GC=1 python ../shared/bench/trl_dpo_bench.py           # TRL defaults, same machine
 
 Env: SIZE (tiny | 0.5b | 1.5b), BS, STEPS, STAGE (ZeRO stage), PRECOMPUTE (1: precomputed reference),
-GC (1: gradient checkpointing), VOCAB. Prints one `RESULT {json}` line. Not a test: it asserts nothing.
+GC (1: gradient checkpointing), VOCAB, DS_JSON (a DeepSpeed config used as is), PROFILE (1: a torch.profiler
+table instead). It runs `prefopt dpo` as a user would and prints one `RESULT {json}` line from its metrics.jsonl.
+`benchmarks/vs_trl.sh` runs it beside TRL. Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,39 +64,50 @@ def build(workdir: Path, size: str, vocab: int, n_pairs: int) -> tuple[Path, Pat
 def main() -> None:
     import torch
 
-    from prefopt.objectives import OBJECTIVES
-    from prefopt.recipe import load_recipe
-    from prefopt.train import Trainer
-
     size, bs, steps = os.environ.get("SIZE", "0.5b"), int(os.environ.get("BS", 8)), int(os.environ.get("STEPS", 30))
     stage, vocab = int(os.environ.get("STAGE", 3)), int(os.environ.get("VOCAB", 151936))
     precompute, gc = os.environ.get("PRECOMPUTE", "0") == "1", os.environ.get("GC", "0") == "1"
     work = Path(tempfile.mkdtemp(prefix="prefopt-bench-"))
     model_dir, data, per_pair = build(work, size, vocab, bs * (steps + 2))
     recipe_path = work / "bench.yaml"
+    ds = f"{{stage: {stage}}}"
+    if os.environ.get("DS_JSON"):  # a whole DeepSpeed config, to try ZeRO knobs the recipe keys do not expose
+        (work / "ds.json").write_text(os.environ["DS_JSON"])
+        ds = f"{{config: {work / 'ds.json'}}}"
     recipe_path.write_text(f"""model: {{path: {model_dir}, gradient_checkpointing: {str(gc).lower()}}}
 data: {{train: {data}, max_length: 1024, max_prompt_length: 512, shuffle: false}}
 loss: {{beta: 0.1}}
 optim: {{lr: 1.0e-6, schedule: constant}}
 train: {{max_steps: {steps}, micro_batch_size: {bs}, precompute_ref: {str(precompute).lower()},
          ref_cache_dir: {work / 'ref'}, output_dir: {work / 'run'}}}
-deepspeed: {{stage: {stage}}}
+deepspeed: {ds}
 log: {{every: 5, console: false}}
 eval: {{probe_size: 0}}
 """)
-    recipe = load_recipe(recipe_path)
-    trainer = Trainer(recipe, OBJECTIVES["dpo"], resume=False)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    if os.environ.get("PROFILE") == "1":  # in-process, under torch.profiler: where the step time goes
+        from prefopt.objectives import OBJECTIVES
+        from prefopt.recipe import load_recipe
+        from prefopt.train import Trainer
+
+        trainer = Trainer(load_recipe(recipe_path), OBJECTIVES["dpo"], resume=False)
+        acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
+                                                          if torch.cuda.is_available() else [])
+        with torch.profiler.profile(activities=acts) as prof:
+            trainer.train()
+        key = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=int(os.environ.get("ROWS", 30))), flush=True)
+        return
+    # The real command a user runs, in its own process, as the acceptance asks.
     t0 = time.perf_counter()
-    trainer.train()
+    subprocess.run([sys.executable, "-m", "prefopt.cli", "dpo", "--recipe", str(recipe_path)], check=True)
     total = time.perf_counter() - t0
     rows = [json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
     windows = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r][1:]  # drop the first window (warm-up)
     out = dict(system="prefopt", size=size, bs=bs, steps=steps, zero_stage=stage, grad_ckpt=gc, precompute_ref=precompute,
                tokens_per_pair=round(per_pair, 1), tokens_per_s=round(sum(windows) / max(len(windows), 1), 1),
                total_s=round(total, 1), device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-               peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None)
+               peak_gib=round(rows[-1]["mem/peak_gib"], 2) if "mem/peak_gib" in rows[-1] else None,
+               final_loss=rows[-1].get("loss"))
     print("RESULT " + json.dumps(out), flush=True)
 
 

@@ -15,6 +15,7 @@ import torch
 from prefopt.fsutil import write_atomic
 from prefopt.schema import Recipe
 
+SINGLE_RANK_PERSISTENCE = 10**12  # parameters below this many elements are never partitioned
 DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what launchers set
 
 
@@ -37,6 +38,10 @@ def setup_distributed() -> tuple[int, int]:
         deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo", verbose=False)
     if on_gpu():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        # cuDNN's attention builds an execution plan per new sequence length (~12 ms of CPU per call on an H100,
+        # measured): with variable-length preference batches that was most of the step. The memory-efficient
+        # kernel takes the padding mask with no planning cost.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -57,6 +62,10 @@ def ds_config(recipe: Recipe, world: int, trainable: bool = True) -> dict:
         zero = {"stage": d.stage}
         if d.stage == 3:
             zero.update(stage3_gather_16bit_weights_on_model_save=True)
+            if world == 1 and not d.offload_param:
+                # One rank holds every shard anyway: keeping all parameters resident turns the per-module
+                # gather/release hooks into no-ops (they halved throughput at 0.5B on one H100).
+                zero.update(stage3_param_persistence_threshold=SINGLE_RANK_PERSISTENCE)
         if d.offload_optimizer and trainable:
             zero["offload_optimizer"] = {"device": "cpu"}
         if d.offload_param and d.stage == 3:
@@ -93,7 +102,9 @@ def build_engine(model, recipe: Recipe, world: int, total_steps: int):
 
     params = [p for p in model.parameters() if p.requires_grad]
     o = recipe.optim
-    opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+    fused = on_gpu() and not recipe.deepspeed.offload_optimizer  # one kernel for all parameters, not several each
+    opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
+                            fused=fused or None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(recipe, total_steps))
     engine, *_ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
                                       config=ds_config(recipe, world), dist_init_required=False)

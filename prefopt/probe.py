@@ -17,7 +17,7 @@ from prefopt.data.collate import Collator, left_padded
 from prefopt.data.sources import BadRows
 from prefopt.data.tokenize import Truncation, encode_prompt, iter_examples
 from prefopt.errors import UserError
-from prefopt.logprobs import sequence_logps
+from prefopt.logprobs import sequence_logps, to_device
 from prefopt.schema import FieldsConfig, Recipe
 
 
@@ -65,7 +65,7 @@ def unseen_logp(model, probe: list[dict], pad_id: int, batch_size: int) -> torch
     collate = Collator(pad_id)
     for i in range(0, len(probe), batch_size):
         b = collate(probe[i:i + batch_size])
-        s = sequence_logps(model, {k: v.to(dev) for k, v in b.items() if torch.is_tensor(v)})
+        s = sequence_logps(model, to_device(b, dev))
         total = total + s.logps.sum()
         count += float(b["completion_mask"][:, 1:].sum())
     return total / max(count, 1.0)

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from prefopt.data.collate import Collator
-from prefopt.logprobs import sequence_logps
+from prefopt.logprobs import sequence_logps, to_device
 from prefopt.schema import Recipe
 
 
@@ -59,7 +59,7 @@ def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, pad_id: int
         for s in range(steps):
             chunk = mine[s * bs:(s + 1) * bs] or items[:1]
             b = collate(chunk)
-            lp = sequence_logps(ref, {k: v.to(dev) for k, v in b.items() if torch.is_tensor(v)}).logps.float().cpu()
+            lp = sequence_logps(ref, to_device(b, dev)).logps.float().cpu()
             n = len(chunk)
             if mine[s * bs:(s + 1) * bs]:
                 out_idx.append(b["idx"])

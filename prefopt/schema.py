@@ -100,7 +100,7 @@ class TrainConfig:
 
 @dataclass
 class DeepSpeedConfig:
-    stage: Literal[0, 1, 2, 3] = 0  # ZeRO stage; 3 shards the policy and the reference
+    stage: Literal[0, 1, 2, 3] = 0  # ZeRO stage; 3 shards the policy and the reference (one rank: params stay resident)
     offload_optimizer: bool = False  # ZeRO optimizer state on CPU
     offload_param: bool = False  # ZeRO-3 parameters on CPU
     config: Optional[str] = None  # a DeepSpeed JSON used as is (batch sizes are still set from train.*)

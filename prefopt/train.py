@@ -19,7 +19,7 @@ from prefopt import engine as eng
 from prefopt.data.collate import Collator
 from prefopt.data.loader import BatchStream, TokenizedData
 from prefopt.errors import UserError
-from prefopt.logprobs import sequence_logps, sequence_scores
+from prefopt.logprobs import sequence_logps, sequence_scores, to_device
 from prefopt.metrics.preference import Meter, batch_sums
 from prefopt.objectives import Objective, Terms, resolve_betas
 from prefopt.recipe import dump_recipe
@@ -135,7 +135,7 @@ class Trainer:
 
     def forward(self, batch: dict, with_entropy: bool):
         """Per-example losses and the Terms they came from, for one micro-batch (chosen ‖ rejected rows)."""
-        b = {k: v.to(self.dev) if torch.is_tensor(v) else v for k, v in batch.items()}
+        b = to_device(batch, self.dev)
         model = self.engine.module  # ZeRO-3's gather hooks live on the module's submodules, so this is safe
         if self.obj.head == "score":
             s, n = sequence_scores(model, b), b["n_pairs"]
@@ -247,6 +247,8 @@ class Trainer:
                 stop = m.pop("stop") > 0
                 m["tokens_per_s"] = m.pop("tokens") / max(dt, 1e-9)
                 m.update(lr=e.get_lr()[0], epoch=stream.state["epoch"])
+                if eng.on_gpu():  # peak since the start of the run, this rank; a host-side counter, no sync
+                    m["mem/peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
                 if e.zero_optimization_stage() > 0 and e.get_global_grad_norm() is not None:
                     m["grad_norm"] = float(e.get_global_grad_norm())
                 if r.model.kind == "toy_mlp":

@@ -30,6 +30,15 @@ def test_stage3_and_offload_from_the_recipe(tmp_path):
     assert "offload_optimizer" not in ds_config(r, world=1, trainable=False)["zero_optimization"]
 
 
+def test_stage3_keeps_parameters_resident_only_on_a_single_rank_without_param_offload(tmp_path):
+    r = recipe(tmp_path, "deepspeed: {stage: 3}\n")
+    key = "stage3_param_persistence_threshold"
+    assert ds_config(r, world=1)["zero_optimization"][key] >= 10**12  # every parameter: no gathers
+    assert key not in ds_config(r, world=2)["zero_optimization"]  # sharding is the point: DeepSpeed's default
+    r.deepspeed.offload_param = True
+    assert key not in ds_config(r, world=1)["zero_optimization"]  # the parameters must live on the CPU
+
+
 def test_warmup_then_cosine_and_linear(tmp_path):
     """warm-up 4 of 14 steps: (s+1)/4, then 0.1 + 0.9·½(1 + cos(π·(s-4)/10)) (cosine) or 0.1 + 0.9·(1 - (s-4)/10)."""
     r = recipe(tmp_path, "optim: {warmup_steps: 4, schedule: cosine, min_lr_ratio: 0.1}\n")

@@ -25,7 +25,8 @@ def test_launch_two_processes_matches_one(tmp_path):
 
 def test_shellcheck_passes_on_every_script():
     exe = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
-    scripts = sorted(str(p) for p in (ROOT / "scripts").rglob("*") if p.suffix in (".sh", ".sbatch"))
+    scripts = sorted(str(p) for d in ("scripts", "benchmarks") for p in (ROOT / d).rglob("*")
+                     if p.suffix in (".sh", ".sbatch"))
     scripts.append(str(ROOT / ".ci" / "run"))
     assert len(scripts) >= 5
     res = subprocess.run([exe, *scripts], capture_output=True, text=True)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# prefopt beside TRL on the anchor DPO workload, in one session on one GPU (machines differ by ±20 %, so only
+# figures from the same run compare). Each RUNS entry is "system:ENV=VAL,ENV=VAL"; every run prints one RESULT
+# line, and the table at the end gives tokens/s, peak memory and the ratio to the first TRL run.
+#
+#   TRL_BENCH=../shared/bench/trl_dpo_bench.py bash benchmarks/vs_trl.sh [log_dir]
+#   RUNS="trl:GC=1 prefopt:STAGE=3" SIZE=1.5b bash benchmarks/vs_trl.sh
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log_dir=${1:-bench-logs}
+mkdir -p "$log_dir"
+: "${TRL_BENCH:=$here/../../shared/bench/trl_dpo_bench.py}"
+: "${RUNS:=trl:GC=1 trl:PRECOMPUTE=1,GC=0 prefopt:STAGE=3 prefopt:STAGE=3,PRECOMPUTE=1 prefopt:STAGE=0}"
+: "${RUN_TIMEOUT:=300}"
+export SIZE=${SIZE:-0.5b} BS=${BS:-8} PYTHONUNBUFFERED=1
+
+for run in $RUNS; do
+  system=${run%%:*}
+  settings=${run#*:}
+  name="${system}_${settings//[=,]/_}"
+  case $system in
+    trl) script=$TRL_BENCH ;;
+    prefopt) script=$here/dpo_throughput.py ;;
+    *) echo "unknown system in '$run' (trl | prefopt)" >&2; exit 2 ;;
+  esac
+  echo "=== $name"
+  # shellcheck disable=SC2086  # settings are ENV=VAL words by design
+  env ${settings//,/ } timeout "$RUN_TIMEOUT" python3 "$script" >"$log_dir/$name.log" 2>&1
+  echo "exit $?"
+  grep '^RESULT ' "$log_dir/$name.log" || tail -n 25 "$log_dir/$name.log"
+done
+
+python3 - "$log_dir" <<'EOF'
+import json, pathlib, sys
+rows = []
+for log in sorted(pathlib.Path(sys.argv[1]).glob("*.log")):
+    for line in log.read_text().splitlines():
+        if line.startswith("RESULT "):
+            rows.append((log.stem, json.loads(line[7:])))
+base = next((r["tokens_per_s"] for name, r in rows if name.startswith("trl_GC_1")), None)
+print(f"\n{'run':34} {'tokens/s':>10} {'peak GiB':>9} {'vs TRL default':>15}")
+for name, r in rows:
+    ratio = f"{r['tokens_per_s'] / base:.2f}x" if base else "-"
+    print(f"{name:34} {r['tokens_per_s']:>10.0f} {r.get('peak_gib') or 0:>9.2f} {ratio:>15}")
+EOF

@@ -1,0 +1,58 @@
+"""Chunked per-sequence log-probs equal the naive full-vocabulary computation, gradients included."""
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from prefopt.data.collate import Collator
+from prefopt.logprobs import response_positions, sequence_logps, to_device
+
+
+def _model_and_batch():
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    batch = Collator(pad_id=0)([
+        {"idx": 0, "prompt_ids": [5, 6, 7], "chosen_ids": [8, 9, 2], "rejected_ids": [10, 2]},
+        {"idx": 1, "prompt_ids": [11], "chosen_ids": [12, 13, 14, 15, 2], "rejected_ids": [16, 17, 2]},
+    ])
+    return model, batch
+
+
+def _naive(model, batch):
+    """log_softmax over the full [rows, T, vocab] logits, masked by completion_mask, summed per row."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+    logp = torch.log_softmax(logits, -1)
+    tok = logp.gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
+    mask = batch["completion_mask"][:, 1:].float()
+    ent = -(logp.exp() * logp).sum(-1)
+    return (tok * mask).sum(-1), mask.sum(-1), (ent * mask).sum(-1)
+
+
+def test_matches_full_vocabulary_logsoftmax_in_any_chunking():
+    model, batch = _model_and_batch()
+    want_lp, want_n, want_ent = _naive(model, batch)
+    for chunk in (1, 3, 4096):  # 1 and 3 split the 14 response positions unevenly
+        got = sequence_logps(model, batch, chunk_tokens=chunk, with_entropy=True)
+        torch.testing.assert_close(got.logps, want_lp, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.tokens, want_n)
+        torch.testing.assert_close(got.entropy, want_ent, rtol=1e-5, atol=1e-5)
+
+
+def test_gradient_matches_naive():
+    model, batch = _model_and_batch()
+    w = torch.tensor([1.0, -2.0, 0.5, 3.0])  # a weighted sum touches every row's gradient differently
+    (sequence_logps(model, batch, chunk_tokens=3).logps * w).sum().backward()
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    (_naive(model, batch)[0] * w).sum().backward()
+    for g, p in zip(got, model.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_host_positions_equal_device_positions():
+    model, batch = _model_and_batch()
+    moved = to_device(batch, torch.device("cpu"))
+    torch.testing.assert_close(moved["response_pos"], response_positions(batch["completion_mask"]))
+    # completion_mask[:, 1:] of row 0 is [0, 0, 1, 1, 1]: flat positions 2, 3, 4
+    assert moved["response_pos"][:3].tolist() == [2, 3, 4]
+    torch.testing.assert_close(sequence_logps(model, moved).logps, sequence_logps(model, batch).logps)
