@@ -61,13 +61,15 @@ def sequence_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: b
     feats, targets = hidden.reshape(n * width, -1)[pos], ids[:, 1:].reshape(-1)[pos]
     token_lp, token_ent = [], []
     for f, t in zip(feats.split(chunk_tokens), targets.split(chunk_tokens)):
-        if torch.is_grad_enabled() and f.requires_grad:
+        logits = None
+        if torch.is_grad_enabled() and f.requires_grad:  # keep no fp32 logits for backward: recompute them there
             token_lp.append(checkpoint(_token_logps, head, f, t, use_reentrant=False))
         else:
-            token_lp.append(_token_logps(head, f, t))
-        if with_entropy:  # detached, on logging steps only: one more head pass is cheaper than keeping p
+            logits = head(f).float()
+            token_lp.append(_logps_of(logits, t))
+        if with_entropy:  # detached; under autograd one more head pass (logging steps only) beats keeping logits
             with torch.no_grad():
-                logits = head(f).float()
+                logits = head(f).float() if logits is None else logits
                 p = torch.softmax(logits, dim=-1)
                 token_ent.append(torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1))
     zeros = torch.zeros(n, device=ids.device, dtype=torch.float32)
@@ -78,8 +80,11 @@ def sequence_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: b
 
 
 def _token_logps(head, feats: Tensor, targets: Tensor) -> Tensor:
-    """log softmax(head(feats))[target] per position, in fp32."""
-    logits = head(feats).float()
+    """log softmax(head(feats))[target] per position, in fp32 (the checkpointed unit)."""
+    return _logps_of(head(feats).float(), targets)
+
+
+def _logps_of(logits: Tensor, targets: Tensor) -> Tensor:
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 

@@ -10,7 +10,7 @@ from prefopt.data.collate import Collator
 from prefopt.data.sources import BadRows
 from prefopt.data.tokenize import Truncation, encode_example
 from prefopt.errors import UserError
-from prefopt.logprobs import sequence_scores
+from prefopt.logprobs import sequence_scores, to_device
 from prefopt.schema import Recipe
 
 
@@ -38,5 +38,5 @@ class RMJudge:
         out = []
         for i in range(0, len(exs), bs):
             b = self.collate(exs[i:i + bs])
-            out += sequence_scores(self.model, {k: v.to(eng.device()) for k, v in b.items() if torch.is_tensor(v)}).tolist()
+            out += sequence_scores(self.model, to_device(b, eng.device())).tolist()
         return out
