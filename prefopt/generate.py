@@ -19,8 +19,9 @@ from rich.progress import BarColumn, Progress, TextColumn
 from prefopt import builtin, faults, models
 from prefopt import engine as eng
 from prefopt.data.collate import left_padded
+from prefopt.data.records import normalize
 from prefopt.data.sources import BadRows, iter_records
-from prefopt.data.tokenize import encode_prompt, normalize
+from prefopt.data.tokenize import encode_prompt, stop_ids
 from prefopt.errors import UserError
 from prefopt.fsutil import write_atomic
 from prefopt.recipe import dump_recipe
@@ -34,9 +35,10 @@ def load_prompts(recipe: Recipe) -> list[dict]:
         raise UserError("data.train: required (prompts to generate for)")
     out = []
     for where, rec in iter_records(builtin.resolve(d.train), bad, d.split, d.streaming):
-        ex = normalize(rec, where, "prompt", d.fields, bad)
-        if ex is None:
+        found = normalize(rec, where, "prompt", d, bad)
+        if found is None:
             continue
+        ex = found[0]
         row = {"id": str(len(out)), "prompt": ex["prompt"]}
         if d.fields.answer in rec:
             row["answer"] = rec[d.fields.answer]
@@ -131,7 +133,7 @@ def _sampler(recipe: Recipe, tok):
     model = models.load_policy(recipe, "lm", 1, g.seed).to(eng.device()).eval()
     if eng.on_gpu():
         model = model.to(torch.bfloat16)
-    pad = tok.pad_token_id
+    pad, stop = tok.pad_token_id, stop_ids(tok)
 
     @torch.no_grad()
     def sample(batch: list[dict], seed: int) -> tuple[list[list[str]], int]:
@@ -141,7 +143,7 @@ def _sampler(recipe: Recipe, tok):
         kw = dict(do_sample=True, temperature=g.temperature, top_p=g.top_p, top_k=0) if g.temperature > 0 else \
             dict(do_sample=False)
         seqs = model.generate(input_ids=input_ids, attention_mask=attn, max_new_tokens=g.max_new_tokens,
-                              num_return_sequences=g.n, pad_token_id=pad, **kw)[:, width:]
+                              num_return_sequences=g.n, pad_token_id=pad, eos_token_id=stop, **kw)[:, width:]
         gen_tokens = int((seqs != pad).sum())
         texts = tok.batch_decode(seqs, skip_special_tokens=True)
         return [texts[i * g.n:(i + 1) * g.n] for i in range(len(batch))], gen_tokens

@@ -7,6 +7,7 @@ rising `3d/unseen_logp` means probability moving onto responses the data never s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 from prefopt import toy
 from prefopt.data.collate import Collator, left_padded
 from prefopt.data.sources import BadRows
-from prefopt.data.tokenize import Truncation, encode_prompt, iter_examples
+from prefopt.data.tokenize import LoadStats, encode_prompt, iter_examples, stop_ids
 from prefopt.errors import UserError
 from prefopt.logprobs import sequence_logps, to_device
 from prefopt.schema import FieldsConfig, Recipe
@@ -35,9 +36,8 @@ def build_probe(recipe: Recipe, tokenizer, model, prompts: list, seed: int) -> l
         rows = _sample(model, tokenizer, prompts[: e.probe_size], e.probe_max_new_tokens, seed)
     records = ((f"{e.probe or 'probe'}[{i}]", {"prompt": r["prompt"], "completion": r["response"]})
                for i, r in enumerate(rows))
-    d = recipe.data
-    return list(iter_examples(records, "sft", tokenizer, FieldsConfig(), d.max_length, d.max_prompt_length,
-                              BadRows("skip"), Truncation()))
+    cfg = dataclasses.replace(recipe.data, fields=FieldsConfig())  # the probe's own {prompt, completion} names
+    return list(iter_examples(records, "sft", tokenizer, cfg, BadRows("skip"), LoadStats()))
 
 
 @torch.no_grad()
@@ -52,7 +52,7 @@ def _sample(model, tokenizer, prompts: list, max_new_tokens: int, seed: int) -> 
     torch.manual_seed(seed)
     zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
     out = model.generate(input_ids=input_ids, attention_mask=attn, do_sample=True, max_new_tokens=max_new_tokens,
-                         pad_token_id=pad, synced_gpus=zero3, top_k=0)
+                         pad_token_id=pad, eos_token_id=stop_ids(tokenizer), synced_gpus=zero3, top_k=0)
     texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
     return [{"prompt": p, "response": t} for p, t in zip(prompts, texts) if t.strip()]
 

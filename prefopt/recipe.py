@@ -229,6 +229,10 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
     if not 0 < r.data.max_prompt_length < r.data.max_length:
         fail("data.max_prompt_length", f"must be in (0, data.max_length={r.data.max_length}), "
                                        f"got {r.data.max_prompt_length}")
+    if not r.data.chat_roles or not all(isinstance(role, str) and role for role in r.data.chat_roles):
+        fail("data.chat_roles", f"expected a non-empty list of role names, got {r.data.chat_roles!r}")
+    if r.data.infer_prompt and not r.data.assistant_marker:
+        fail("data.assistant_marker", "must not be empty while data.infer_prompt is on")
     if len(r.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in r.optim.betas):
         fail("optim.betas", f"expected two numbers in [0, 1), got {list(r.optim.betas)}")
     if r.deepspeed.config and not Path(r.deepspeed.config).is_file():

@@ -1,8 +1,9 @@
 """Precomputed reference log-probs: one pass before training, cached on disk, reused by later runs (β sweeps).
 
-The cache key hashes the reference model's files, the data file (size, mtime, path) and every setting that changes
-tokenization, so a changed input gets a new key; the file also stores its key and is checked on load, so a stale
-or mismatched cache is rebuilt, never used.
+The cache key hashes the reference model's files, the data file (size, mtime, path), every setting that changes
+tokenization and the version of prefopt's tokenization rules, so a changed input gets a new key; the file also
+stores its key and that version, checked on load, so a stale or mismatched cache (one from before a rule change,
+e.g. the double EOS of prefopt <= 0.1) is rebuilt, never used.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from prefopt.data.collate import Collator
+from prefopt.data.tokenize import TOKENIZATION_VERSION
 from prefopt.logprobs import sequence_logps, to_device
 from prefopt.schema import Recipe
 
@@ -34,7 +36,9 @@ def cache_key(recipe: Recipe, ref_path: str | None, data_path: str) -> str:
     blob = {"model": _fingerprint(ref_path) or ref_path, "kind": m.kind, "toy": vars(m.toy) if m.kind == "toy_mlp" else 0,
             "seed": recipe.train.seed if m.kind == "toy_mlp" else 0, "data": _fingerprint(data_path) or data_path,
             "split": d.split, "max_length": d.max_length, "max_prompt_length": d.max_prompt_length,
-            "fields": vars(d.fields), "on_bad_row": d.on_bad_row, "tokenizer": _fingerprint(m.tokenizer)}
+            "fields": vars(d.fields), "on_bad_row": d.on_bad_row, "tokenizer": _fingerprint(m.tokenizer),
+            "infer_prompt": d.infer_prompt, "assistant_marker": d.assistant_marker, "chat_roles": d.chat_roles,
+            "tokenization": TOKENIZATION_VERSION}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -43,7 +47,7 @@ def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, pad_id: int
     path = cache_dir / f"ref-{key}.pt"
     if path.exists():
         blob = torch.load(path, weights_only=True)
-        if blob.get("key") == key:
+        if blob.get("key") == key and blob.get("tokenization") == TOKENIZATION_VERSION:
             note(f"reference log-probs: reusing {path}")
             return {int(i): v for i, v in zip(blob["idx"].tolist(), blob["logps"].tolist())}
         note(f"reference log-probs: {path} does not match this run; rebuilding")
@@ -73,7 +77,7 @@ def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, pad_id: int
     if rank == 0:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"key": key, "idx": idx, "logps": lps}, tmp)
+        torch.save({"key": key, "tokenization": TOKENIZATION_VERSION, "idx": idx, "logps": lps}, tmp)
         os.replace(tmp, path)
         note(f"reference log-probs: computed {len(idx)} pairs -> {path}")
     return {int(i): v for i, v in zip(idx.tolist(), lps.tolist())}

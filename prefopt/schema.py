@@ -55,6 +55,9 @@ class DataConfig:
     max_prompt_length: int = 256  # prompts keep their last tokens
     shuffle: bool = True  # reshuffle every epoch with seed + epoch
     shuffle_buffer: int = 1000  # streaming only: size of the shuffle buffer
+    infer_prompt: bool = True  # no prompt field / whole conversations: take the shared leading turns as the prompt
+    assistant_marker: str = "\n\nAssistant:"  # text transcripts (HH): the inferred prompt ends after the last one
+    chat_roles: list = field(default_factory=lambda: ["system", "user", "assistant", "tool"])  # allowed prompt roles
     fields: FieldsConfig = field(default_factory=FieldsConfig)
 
 
@@ -95,7 +98,7 @@ class TrainConfig:
     save_every: int = 0  # 0: only at the end (and on SIGTERM/SIGUSR1)
     keep_checkpoints: int = 2  # newest checkpoints kept under <output_dir>/checkpoints
     precompute_ref: bool = False  # one reference pass before training, cached and reused (β sweeps)
-    ref_cache_dir: Optional[str] = None  # default <output_dir>/../.ref_cache
+    ref_cache_dir: Optional[str] = None  # default $PREFOPT_CACHE/ref_logps (~/.cache/prefopt/ref_logps)
 
 
 @dataclass

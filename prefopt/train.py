@@ -183,6 +183,13 @@ class Trainer:
             out[f"3d/param_grad_{name}"] = sq.sqrt()
         return out
 
+    def data_metrics(self) -> dict[str, float]:
+        """Rows kept, skipped per reason and truncated, for the train (`data/*`) and eval (`eval/data/*`) sets."""
+        out = self.train_data.as_metrics("data")
+        if self.eval_data is not None:
+            out.update(self.eval_data.as_metrics("eval/data"))
+        return out
+
     def evaluate(self) -> dict[str, float]:
         """Loss and metrics on the held-out set (`eval/` prefix), plus the dispersion probe."""
         meter = Meter()
@@ -222,7 +229,7 @@ class Trainer:
         step, meter = self.state["step"], Meter()
         tokens, t0 = 0.0, time.perf_counter()
         if step == 0:
-            self.sinks.log(0, self.evaluate())
+            self.sinks.log(0, {**self.data_metrics(), **self.evaluate()})
         batches = iter(stream)
         while step < self.total_steps:
             step_batches = next(batches)
@@ -253,6 +260,8 @@ class Trainer:
                     m["grad_norm"] = float(e.get_global_grad_norm())
                 if r.model.kind == "toy_mlp":
                     m.update({k: float(v) for k, v in toy.toy_metrics(e.module).items()})
+                if step == self.total_steps:  # streaming sources have been read further since step 0
+                    m.update(self.data_metrics())
                 if r.eval.every and step % r.eval.every == 0 and step < self.total_steps or step == self.total_steps:
                     m.update(self.evaluate())
                 elif self.probe:

@@ -16,7 +16,7 @@ import torch
 from prefopt import builtin
 from prefopt.data.collate import Collator
 from prefopt.data.sources import BadRows, iter_records
-from prefopt.data.tokenize import Truncation, iter_examples
+from prefopt.data.tokenize import LoadStats, iter_examples
 from prefopt.errors import UserError
 from prefopt.schema import DataConfig
 
@@ -26,7 +26,7 @@ class TokenizedData:
 
     def __init__(self, spec: str, kind: str, tokenizer, cfg: DataConfig, split: str):
         self.spec, self.kind, self.tok, self.cfg, self.split = builtin.resolve(spec), kind, tokenizer, cfg, split
-        self.bad, self.trunc = BadRows(cfg.on_bad_row), Truncation()
+        self.bad, self.stats = BadRows(cfg.on_bad_row), LoadStats()
         self.streaming = cfg.streaming
         self._passes = 0
         self.ref_table: dict | None = None  # idx -> precomputed reference log-probs, attached as rows are read
@@ -39,10 +39,9 @@ class TokenizedData:
         first = self._passes == 0
         self._passes += 1
         bad = self.bad if first else BadRows("skip")
-        trunc = self.trunc if first else Truncation()
+        stats = self.stats if first else LoadStats()
         records = iter_records(self.spec, bad, self.split, self.streaming)
-        for ex in iter_examples(records, self.kind, self.tok, self.cfg.fields, self.cfg.max_length,
-                                self.cfg.max_prompt_length, bad, trunc):
+        for ex in iter_examples(records, self.kind, self.tok, self.cfg, bad, stats):
             if self.ref_table is not None:
                 ex["ref_logps"] = self.ref_table[ex["idx"]]
             yield ex
@@ -63,9 +62,13 @@ class TokenizedData:
         return len(self.items)
 
     def report(self) -> str:
-        """One line for the console: rows kept, skipped per reason, truncated."""
-        kept = f"{len(self.items)} rows" if self.items is not None else "streaming"
-        return f"{self.spec}: {kept}, {self.bad.summary()}, {self.trunc.summary()}"
+        """One line for the console: rows kept (by record shape), skipped per reason, truncated, notes."""
+        kept = f"{len(self.items)} rows" if self.items is not None else "streaming (counts so far)"
+        return f"{self.spec}: {kept}, {self.bad.summary()}; {self.stats.summary()}"
+
+    def as_metrics(self, prefix: str = "data") -> dict[str, float]:
+        """Rows kept, skipped per reason and truncated, for metrics.jsonl and W&B (streaming: so far)."""
+        return {**self.stats.as_metrics(prefix), **self.bad.as_metrics(f"{prefix}/skipped")}
 
     def epoch(self, epoch: int, seed: int, shuffle: bool, buffer: int) -> Iterator[dict]:
         """The examples of one epoch in training order."""

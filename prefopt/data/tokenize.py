@@ -1,9 +1,14 @@
-"""Records -> validated examples -> token ids, with truncation accounting.
+"""Validated examples -> token ids: the prompt/response boundary, exactly one end marker, truncation accounting.
 
-Three record shapes are understood (field names mapped by `data.fields`):
-  preference  {prompt, chosen, rejected}  strings, or lists of {role, content} messages (chat template)
-  sft         {prompt, completion} or {messages} (the last assistant message is the completion)
-  prompt      {prompt} alone, for generation
+The boundary is where generation starts: the prompt is tokenized alone (a chat prompt rendered with the
+generation cue), then the response alone, so the ids are the ones `generate` feeds and samples. Every response
+ends with exactly one end marker, decided by `response_ids` for training pairs, SFT targets, the dispersion probe
+and the reward-model judge alike:
+  plain text  EOS is appended unless the ids already end with it (whitespace after a final EOS is dropped);
+  chat        the template's own end of turn (its last special token) ends the response and nothing is added;
+              what the template writes after it (e.g. the newline after `<|im_end|>`) is never generated, so it
+              is dropped. A template that closes the assistant turn with no special token gets EOS appended, and
+              the load report says so once.
 The prompt keeps its last `max_prompt_length` tokens (left truncation); responses keep their first tokens.
 """
 
@@ -13,145 +18,149 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from prefopt.data.records import normalize
 from prefopt.data.sources import BadRows
-from prefopt.schema import FieldsConfig
+from prefopt.schema import DataConfig
 
 KINDS = ("preference", "sft", "prompt")
+# Bump when the rules above change what ids a record gives: reference log-prob caches built before are stale.
+TOKENIZATION_VERSION = 2
+NO_END_TOKEN = "the chat template closes the assistant turn with no end token: EOS appended to each response"
+
+
+class Unrenderable(ValueError):
+    """A record the chat template cannot render as prompt, then prompt + response."""
 
 
 @dataclass
-class Truncation:
-    """How many rows lost prompt tokens (left) or response tokens (right)."""
+class LoadStats:
+    """What loading found besides bad rows: record shapes, truncated rows, and one-off notes for the report."""
 
-    counts: Counter = field(default_factory=Counter)
+    truncated: Counter = field(default_factory=Counter)
+    shapes: Counter = field(default_factory=Counter)
+    notes: set = field(default_factory=set)
 
     def summary(self) -> str:
-        return ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items())) or "none truncated"
+        """E.g. `64 explicit prompt; 1 prompt truncated`, then the notes."""
+        parts = ["; ".join(f"{n} {shape}" for shape, n in self.shapes.most_common()) or "no rows",
+                 ", ".join(f"{n} {what}" for what, n in sorted(self.truncated.items())) or "none truncated"]
+        return "; ".join(parts + sorted(self.notes))
+
+    def as_metrics(self, prefix: str = "data") -> dict[str, float]:
+        """`data/rows` and `data/truncated/{prompt,response}` (zeros included, so every run has the keys)."""
+        out = {f"{prefix}/rows": float(sum(self.shapes.values()))}
+        for what in ("prompt", "response"):
+            out[f"{prefix}/truncated/{what}"] = float(self.truncated[f"{what} truncated"])
+        return out
 
 
-def _is_messages(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in v)
+def special_ids(tokenizer) -> frozenset[int]:
+    """Every special token id: the named ones and added tokens marked special (e.g. `<|im_end|>`)."""
+    ids = set(tokenizer.all_special_ids)
+    ids.update(i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(t, "special", False))
+    return frozenset(ids)
 
 
-def _text_or_messages(rec: dict, key: str, where: str, bad: BadRows, role_hint: str) -> Any:
-    """Return the field as a non-empty str or message list, or reject the row (returns None)."""
-    if key not in rec or rec[key] is None:
-        bad.reject(where, "missing field", f"`{key}` ({role_hint})")
-        return None
-    v = rec[key]
-    if isinstance(v, str):
-        if not v.strip():
-            bad.reject(where, "empty field", f"`{key}`")
-            return None
-        return v
-    if _is_messages(v):
-        if not v or not all(isinstance(m["content"], str) for m in v):
-            bad.reject(where, "wrong type", f"`{key}` messages need string `content`")
-            return None
-        return v
-    bad.reject(where, "wrong type", f"`{key}` should be a string or a list of {{role, content}}, got {type(v).__name__}")
-    return None
+def response_ids(text: str, tokenizer, chat: bool, stats: LoadStats | None = None) -> list[int]:
+    """Token ids of one response ending in exactly one end marker (the module docstring states the rule)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    last = len(ids) - 1
+    while last >= 0 and not tokenizer.decode(ids[last:last + 1]).strip():
+        last -= 1  # trailing whitespace tokens
+    if last >= 0 and (ids[last] in special_ids(tokenizer) if chat else ids[last] == eos):
+        return ids[:last + 1]
+    if chat and stats is not None:
+        stats.notes.add(NO_END_TOKEN)
+    return ids if eos is None else ids + [eos]  # the toy's vocabulary has no EOS
 
 
-def normalize(rec: Any, where: str, kind: str, f: FieldsConfig, bad: BadRows) -> dict | None:
-    """Check one raw record and map it onto prefopt's names; None when the row was rejected."""
-    if not isinstance(rec, dict):
-        bad.reject(where, "wrong type", f"a record must be a JSON object, got {type(rec).__name__}")
-        return None
-    if kind == "sft" and f.messages in rec and f.prompt not in rec:
-        msgs = rec[f.messages]
-        if not _is_messages(msgs) or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
-            bad.reject(where, "wrong type", f"`{f.messages}` needs >= 2 messages ending with an assistant turn")
-            return None
-        return {"prompt": msgs[:-1], "completion": [msgs[-1]]}
-    prompt = _text_or_messages(rec, f.prompt, where, bad, "the prompt")
-    if prompt is None:
-        return None
-    out = {"prompt": prompt}
-    if f.answer in rec:
-        out["answer"] = rec[f.answer]
-    names = {"preference": (f.chosen, f.rejected), "sft": (f.completion,), "prompt": ()}[kind]
-    for ours, theirs in zip(("chosen", "rejected") if kind == "preference" else ("completion",), names):
-        value = _text_or_messages(rec, theirs, where, bad, ours)
-        if value is None:
-            return None
-        out[ours] = value
-    if kind == "preference":
-        if out["chosen"] == out["rejected"]:
-            same = "prompt == chosen == rejected" if out["prompt"] == out["chosen"] else "chosen == rejected"
-            bad.reject(where, "identical responses", f"{same}: no preference to learn")
-            return None
-    return out
-
-
-def render(prompt: Any, response: Any, tokenizer) -> tuple[str, str]:
-    """Turn a (prompt, response) into text; message lists go through the tokenizer's chat template."""
+def render(prompt: Any, response: Any, tokenizer) -> tuple[str, str, bool]:
+    """(prompt text, response text, chat?); message lists go through the tokenizer's chat template."""
     if isinstance(prompt, str) and isinstance(response, str):
-        return prompt, response
+        return prompt, response, False
     msgs = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
     resp = response if isinstance(response, list) else [{"role": "assistant", "content": response}]
-    head = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(msgs + resp, tokenize=False)
+    head, full = _template(tokenizer, msgs, True), _template(tokenizer, msgs + resp, False)
     if not full.startswith(head):
-        raise ValueError("chat template does not render the prompt as a prefix of prompt+response")
-    return head, full[len(head):]
+        raise Unrenderable("chat template does not render the prompt as a prefix of prompt+response")
+    return head, full[len(head):], True
+
+
+def _template(tokenizer, messages: list[dict], generation_cue: bool) -> str:
+    """apply_chat_template, with its failures (no template, a template's own raise) as Unrenderable."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise Unrenderable("the tokenizer has no chat template (set one, or give prompt and responses as strings)")
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_cue)
+    except Exception as e:  # jinja2's TemplateError and whatever a template raises: the row's problem
+        raise Unrenderable(f"chat template raised {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
 
 
 def encode_prompt(prompt: Any, tokenizer) -> list[int]:
     """Token ids of a prompt (BOS first when the tokenizer has one); chat prompts end with the generation cue."""
-    if isinstance(prompt, list):
-        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    else:
-        text = prompt
+    text = _template(tokenizer, prompt, True) if isinstance(prompt, list) else prompt
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     return ([bos] if bos is not None and (not ids or ids[0] != bos) else []) + ids
 
 
-def encode_example(ex: dict, tokenizer, max_length: int, max_prompt_length: int, trunc: Truncation,
+def stop_ids(tokenizer) -> list[int]:
+    """Token ids that end a generated response: EOS, and the chat template's end of turn when it has another."""
+    out = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
+    try:
+        _, text, _ = render([{"role": "user", "content": "1"}], [{"role": "assistant", "content": "2"}], tokenizer)
+    except Unrenderable:
+        return out
+    end = response_ids(text, tokenizer, chat=True)[-1]
+    return out + [end] if end not in out and end in special_ids(tokenizer) else out
+
+
+def encode_example(ex: dict, tokenizer, max_length: int, max_prompt_length: int, stats: LoadStats,
                    where: str, bad: BadRows) -> dict | None:
-    """Tokenize one normalized example: prompt ids plus one id list per response (EOS appended)."""
+    """Tokenize one normalized example: prompt ids plus one id list per response, each with one end marker."""
     responses = [k for k in ("chosen", "rejected", "completion") if k in ex]
-    texts = {}
+    texts, prompt_text, chat = {}, ex["prompt"], False
     for k in responses:
-        prompt_text, texts[k] = render(ex["prompt"], ex[k], tokenizer)
-    prompt_ids = encode_prompt(prompt_text if responses else ex["prompt"], tokenizer)
+        prompt_text, texts[k], chat = render(ex["prompt"], ex[k], tokenizer)
+    prompt_ids = encode_prompt(prompt_text, tokenizer)
     out = {"prompt_ids": prompt_ids}
     if len(prompt_ids) > max_prompt_length:
         out["prompt_ids"] = prompt_ids = prompt_ids[-max_prompt_length:]
-        trunc.counts["prompt truncated"] += 1
+        stats.truncated["prompt truncated"] += 1
     budget = max_length - len(prompt_ids)
     if responses and budget < 1:
         bad.reject(where, "too long", f"the prompt leaves no room for a response within max_length={max_length}")
         return None
     cut = False
     for k in responses:
-        eos = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]  # the toy's vocab has no EOS
-        ids = tokenizer(texts[k], add_special_tokens=False)["input_ids"] + eos
+        ids = response_ids(texts[k], tokenizer, chat, stats)
         cut |= len(ids) > budget
         out[f"{k}_ids"] = ids[:budget]
     if cut:
-        trunc.counts["response truncated"] += 1
+        stats.truncated["response truncated"] += 1
     if "answer" in ex:
         out["answer"] = ex["answer"]
     return out
 
 
-def iter_examples(records: Iterator[tuple[str, Any]], kind: str, tokenizer, fields: FieldsConfig, max_length: int,
-                  max_prompt_length: int, bad: BadRows, trunc: Truncation) -> Iterator[dict]:
+def iter_examples(records: Iterator[tuple[str, Any]], kind: str, tokenizer, cfg: DataConfig, bad: BadRows,
+                  stats: LoadStats) -> Iterator[dict]:
     """Records in, tokenized examples out (each with a stable `idx`: its rank among the kept rows)."""
     idx = 0
     for where, rec in records:
-        ex = normalize(rec, where, kind, fields, bad)
-        if ex is None:
+        found = normalize(rec, where, kind, cfg, bad)
+        if found is None:
             continue
+        ex, shape = found
         try:
-            enc = encode_example(ex, tokenizer, max_length, max_prompt_length, trunc, where, bad)
-        except ValueError as e:
+            enc = encode_example(ex, tokenizer, cfg.max_length, cfg.max_prompt_length, stats, where, bad)
+        except Unrenderable as e:
             bad.reject(where, "unrenderable", str(e))
             continue
         if enc is None:
             continue
+        stats.shapes[shape] += 1
         enc["idx"] = idx
         idx += 1
         yield enc

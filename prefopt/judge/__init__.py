@@ -41,7 +41,11 @@ def load_generations(path: str | None, what: str) -> list[dict]:
 
 
 def make_scorer(recipe: Recipe, run_dir: Path):
-    """A function [(prompt, response, reference)] -> [score or None] for the recipe's judge kind."""
+    """A function [(prompt, response, reference)] -> [score or None] for the recipe's judge kind.
+
+    Prompts come as the records hold them (text or messages): the reward model renders messages with its chat
+    template, exactly as `prefopt rm` saw them in training; the LLM judge reads them as plain text.
+    """
     j = recipe.judge
     if j.kind == "rule":
         return lambda items: [rule.score(resp, ref) for _, resp, ref in items]
@@ -49,7 +53,7 @@ def make_scorer(recipe: Recipe, run_dir: Path):
         from prefopt.judge.llm import LLMJudge
 
         judge = LLMJudge(j, Path(j.cache or run_dir / "judge_cache.jsonl"))
-        return judge.score_all
+        return lambda items: judge.score_all([(_text(prompt), resp, ref) for prompt, resp, ref in items])
     from prefopt.judge.rm import RMJudge
 
     return RMJudge(recipe).score_all
@@ -68,7 +72,7 @@ def score_records(records: list[dict], scorer, kind: str, first_only: bool = Fal
             raise UserError(f"prompt id {rec.get('id')}: the rule judge needs the reference `answer` field")
         cands = rec["candidates"][:1] if first_only else rec["candidates"]
         spans.append((len(items), len(items) + len(cands)))
-        items += [(_text(rec["prompt"]), c, "" if ref is None else str(ref)) for c in cands]
+        items += [(rec["prompt"], c, "" if ref is None else str(ref)) for c in cands]
     flat = scorer(items) if items else []
     return [flat[a:b] for a, b in spans]
 

@@ -8,7 +8,7 @@ from prefopt import builtin
 from prefopt import engine as eng
 from prefopt.data.collate import Collator
 from prefopt.data.sources import BadRows
-from prefopt.data.tokenize import Truncation, encode_example
+from prefopt.data.tokenize import LoadStats, encode_example
 from prefopt.errors import UserError
 from prefopt.logprobs import sequence_scores, to_device
 from prefopt.schema import Recipe
@@ -34,7 +34,7 @@ class RMJudge:
     def score_all(self, items: list[tuple[str, str, str]]) -> list[float]:
         d, bs = self.recipe.data, self.recipe.judge.batch_size
         exs = [encode_example({"prompt": p, "completion": r}, self.tok, d.max_length, d.max_prompt_length,
-                              Truncation(), "judge", BadRows("error")) | {"idx": i} for i, (p, r, _) in enumerate(items)]
+                              LoadStats(), "judge", BadRows("error")) | {"idx": i} for i, (p, r, _) in enumerate(items)]
         out = []
         for i in range(0, len(exs), bs):
             b = self.collate(exs[i:i + bs])
