@@ -1,7 +1,7 @@
 """`prefopt`: one Typer command per objective; each resolves its recipe, then trains (or prints it with --dry-run).
 
-The command fixes the objective (`prefopt ipo` trains IPO whatever the recipe's `loss.name` says); the loss's own
-parameters still come from the recipe. User mistakes print one line and exit 2; failures exit 1.
+The command is the objective (`prefopt ipo` trains IPO); the loss's parameters come from the recipe, and the run's
+recipe.yaml names the command in its first line. User mistakes print one line and exit 2; failures exit 1.
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ TRAINERS = {
     "ipo": "IPO (Azar et al. Eq. 17): squared loss towards h = 1/(2τ), τ = loss.beta.",
     "slic": "SLiC-HF (Eq. 11): hinge on the log-prob margin, plus λ·NLL(chosen). No reference model.",
     "rm": "Bradley-Terry reward model (Eq. 3) on a sequence-score head; `judge` and `ppo` load it.",
+    "ppo": "RLHF-PPO (Eq. 4): rollouts scored by ppo.reward (a `prefopt rm` model, the rule or an LLM judge), "
+           "a KL penalty to the reference, GAE, clipped policy and value losses.",
 }
 PIPELINE = {
     "generate": "Sample generate.n candidates per prompt of data.train (resumable, sharded under torchrun).",
     "judge": "Score candidates (rule, llm or rm judge) into best/worst pairs, or evaluate (judge.mode: eval).",
-}
-NOT_YET = {
-    "ppo": "(not available yet) PPO against a reward model trained by `prefopt rm`.",
 }
 
 
@@ -56,9 +55,7 @@ def _resolve(command: str, recipe_path: str, overrides: Optional[List[str]]):
     from prefopt.recipe import load_recipe
 
     recipe = load_recipe(recipe_path, overrides or [])
-    if command in TRAINERS:
-        recipe.loss.name = command
-        resolve_betas(recipe.loss)
+    resolve_betas(recipe.loss)
     return recipe
 
 
@@ -70,8 +67,6 @@ def _run(command: str, recipe_path: str, overrides, dry_run: bool, resume: bool)
 
             typer.echo(dump_recipe(recipe), nl=False)
             return
-        if command in NOT_YET:
-            raise UserError("not available yet")
         _quiet_libraries()
         from prefopt.train import run_dir_of
 
@@ -130,7 +125,7 @@ def _make(command: str, help_text: str):
     app.command(command, help=help_text)(cmd)
 
 
-for _name, _help in {**TRAINERS, **PIPELINE, **NOT_YET}.items():
+for _name, _help in {**TRAINERS, **PIPELINE}.items():
     _make(_name, _help)
 
 

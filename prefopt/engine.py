@@ -111,6 +111,18 @@ def build_engine(model, recipe: Recipe, world: int, total_steps: int):
     return engine
 
 
+def begin_micro_step(engine) -> None:
+    """What DeepSpeed's `engine.forward` does before a forward, for code that calls `engine.module` directly.
+
+    ZeRO (stages 1-3) counts micro-steps there (`clear_backward_seen_flag`): without it every micro-batch's
+    gradient overwrites the last instead of accumulating, so `train.grad_accum > 1` would learn from the final
+    micro-batch only (seen with DeepSpeed 0.19.8; tests/test_train.py checks accumulation at every stage).
+    """
+    clear = getattr(engine.optimizer, "clear_backward_seen_flag", None)
+    if engine.zero_optimization_stage() > 0 and clear is not None:
+        clear()
+
+
 def build_frozen(model, recipe: Recipe, world: int):
     """The reference: never stepped; sharded like the policy under ZeRO-3, else a plain module on the device."""
     model.eval().requires_grad_(False)
@@ -128,8 +140,12 @@ def build_frozen(model, recipe: Recipe, world: int):
 TAG = "state"
 
 
-def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int) -> Path:
-    """Write `root/step-N` through a temporary name and an atomic rename; then point `root/latest` at it."""
+def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int, extra: dict | None = None) -> Path:
+    """Write `root/step-N` through a temporary name and an atomic rename; then point `root/latest` at it.
+
+    The policy engine (and `client_state`) go to `step-N/` itself; each of `extra` (e.g. PPO's critic) to
+    `step-N/<name>/`, inside the same atomic rename, so a checkpoint is complete or absent.
+    """
     import torch.distributed as dist
 
     root.mkdir(parents=True, exist_ok=True)
@@ -138,6 +154,8 @@ def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int
         shutil.rmtree(tmp)
     dist.barrier()
     engine.save_checkpoint(str(tmp), tag=TAG, client_state=client_state)
+    for name, other in (extra or {}).items():
+        other.save_checkpoint(str(tmp / name), tag=TAG)
     dist.barrier()
     if dist.get_rank() == 0:
         if final.exists():
@@ -151,13 +169,16 @@ def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int
     return final
 
 
-def load_latest(engine, root: Path) -> dict | None:
-    """Load the newest complete checkpoint under `root`; its client state, or None when there is none."""
+def load_latest(engine, root: Path, extra: dict | None = None) -> dict | None:
+    """Load the newest complete checkpoint under `root` (and each of `extra` from its sub-directory); its client
+    state, or None when there is none."""
     pointer = root / "latest"
     if not pointer.exists():
         return None
     path = root / pointer.read_text().strip()
     _, client = engine.load_checkpoint(str(path), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True)
+    for name, other in (extra or {}).items():
+        other.load_checkpoint(str(path / name), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True)
     return client
 
 

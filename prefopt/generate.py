@@ -18,13 +18,14 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from prefopt import builtin, faults, models
 from prefopt import engine as eng
-from prefopt.data.collate import left_padded
 from prefopt.data.records import normalize
 from prefopt.data.sources import BadRows, iter_records
 from prefopt.data.tokenize import encode_prompt, stop_ids
 from prefopt.errors import UserError
 from prefopt.fsutil import write_atomic
 from prefopt.recipe import dump_recipe
+from prefopt.rl import response_mask
+from prefopt.sampling import sample
 from prefopt.schema import Recipe
 
 
@@ -133,22 +134,17 @@ def _sampler(recipe: Recipe, tok):
     model = models.load_policy(recipe, "lm", 1, g.seed).to(eng.device()).eval()
     if eng.on_gpu():
         model = model.to(torch.bfloat16)
-    pad, stop = tok.pad_token_id, stop_ids(tok)
+    stop = stop_ids(tok)
 
-    @torch.no_grad()
-    def sample(batch: list[dict], seed: int) -> tuple[list[list[str]], int]:
-        input_ids, attn = left_padded([encode_prompt(p["prompt"], tok) for p in batch], pad, eng.device())
-        width = input_ids.shape[1]
-        torch.manual_seed(seed)
-        kw = dict(do_sample=True, temperature=g.temperature, top_p=g.top_p, top_k=0) if g.temperature > 0 else \
-            dict(do_sample=False)
-        seqs = model.generate(input_ids=input_ids, attention_mask=attn, max_new_tokens=g.max_new_tokens,
-                              num_return_sequences=g.n, pad_token_id=pad, eos_token_id=stop, **kw)[:, width:]
-        gen_tokens = int((seqs != pad).sum())
+    def sample_batch(batch: list[dict], seed: int) -> tuple[list[list[str]], int]:
+        seqs = sample(model, [encode_prompt(p["prompt"], tok) for p in batch], pad_id=tok.pad_token_id,
+                      stop_ids=stop, max_new_tokens=g.max_new_tokens, seed=seed, temperature=g.temperature,
+                      top_p=g.top_p, n=g.n)
+        gen_tokens = int(response_mask(seqs, stop)[0].sum())
         texts = tok.batch_decode(seqs, skip_special_tokens=True)
         return [texts[i * g.n:(i + 1) * g.n] for i in range(len(batch))], gen_tokens
 
-    return sample
+    return sample_batch
 
 
 def _vllm_sampler(recipe: Recipe):

@@ -1,4 +1,4 @@
-"""Per-sequence log-probs from hidden states, chunked over response tokens.
+"""Per-token and per-sequence log-probs from hidden states, chunked over response tokens; critic values.
 
 Only positions whose next token is a response token are sent through the LM head, a chunk at a time, and only
 each chunk's logits are upcast to fp32: the full [rows, T, vocab] logits tensor, fp32 or not, never exists.
@@ -49,39 +49,75 @@ def response_positions(completion_mask: Tensor) -> Tensor:
     return completion_mask[:, 1:].flatten().nonzero().squeeze(1)
 
 
+@dataclass
+class TokenLogps:
+    """Per response token, in row-major order (row r's tokens are contiguous): log-prob, entropy, row index."""
+
+    logps: Tensor  # [tokens], log π(y_t | x, y_<t) of logits / temperature, fp32
+    rows: Tensor  # [tokens], the row each token belongs to
+    entropy: Tensor | None = None  # [tokens], H(π(· | x, y_<t)), detached
+
+
+def token_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool = False,
+                temperature: float = 1.0) -> TokenLogps:
+    """log π of every response token (completion_mask) through the chunked LM head, logits divided by T."""
+    body, head = backbone_and_head(model)
+    feats, targets, rows = _response_features(body, batch)
+    token_lp, token_ent = [], []
+    for f, t in zip(feats.split(chunk_tokens), targets.split(chunk_tokens)):
+        logits = None
+        if torch.is_grad_enabled() and f.requires_grad:  # keep no fp32 logits for backward: recompute them there
+            token_lp.append(checkpoint(_token_logps, head, f, t, temperature, use_reentrant=False))
+        else:
+            logits = _scaled(head(f), temperature)
+            token_lp.append(_logps_of(logits, t))
+        if with_entropy:  # detached; under autograd one more head pass (logging steps only) beats keeping logits
+            with torch.no_grad():
+                logits = _scaled(head(f), temperature) if logits is None else logits
+                p = torch.softmax(logits, dim=-1)
+                token_ent.append(torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1))
+    empty = torch.zeros(0, device=feats.device)
+    return TokenLogps(torch.cat(token_lp) if token_lp else empty, rows,
+                      (torch.cat(token_ent) if token_ent else empty) if with_entropy else None)
+
+
 def sequence_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool = False) -> SeqLogps:
     """Sum of log π over each row's response tokens (completion_mask), with optional detached entropy."""
-    body, head = backbone_and_head(model)
+    per_token = token_logps(model, batch, chunk_tokens, with_entropy)
+    n = batch["input_ids"].shape[0]
+    zeros = torch.zeros(n, device=batch["input_ids"].device, dtype=torch.float32)
+    logps = zeros.index_add(0, per_token.rows, per_token.logps)
+    tokens = batch["completion_mask"][:, 1:].sum(-1).to(torch.float32)
+    entropy = zeros.index_add(0, per_token.rows, per_token.entropy) if with_entropy else None
+    return SeqLogps(logps, tokens, entropy)
+
+
+def token_values(model, batch: dict) -> Tensor:
+    """Critic values V(x, y_<t) for every response token y_t, from a sequence-score model's head at every position."""
+    body = getattr(model, model.base_model_prefix)
+    feats, _, _ = _response_features(body, batch)
+    return model.score(feats).squeeze(-1).float()
+
+
+def _response_features(body, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
+    """Hidden states of the positions that predict response tokens, those tokens, and their rows."""
     ids, attn, comp = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
     n, width = ids.shape[0], ids.shape[1] - 1
     hidden = body(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1]
     pos = batch.get("response_pos")
     pos = response_positions(comp) if pos is None else pos  # position t-1 predicts token t
     rows = torch.div(pos, width, rounding_mode="floor")
-    feats, targets = hidden.reshape(n * width, -1)[pos], ids[:, 1:].reshape(-1)[pos]
-    token_lp, token_ent = [], []
-    for f, t in zip(feats.split(chunk_tokens), targets.split(chunk_tokens)):
-        logits = None
-        if torch.is_grad_enabled() and f.requires_grad:  # keep no fp32 logits for backward: recompute them there
-            token_lp.append(checkpoint(_token_logps, head, f, t, use_reentrant=False))
-        else:
-            logits = head(f).float()
-            token_lp.append(_logps_of(logits, t))
-        if with_entropy:  # detached; under autograd one more head pass (logging steps only) beats keeping logits
-            with torch.no_grad():
-                logits = head(f).float() if logits is None else logits
-                p = torch.softmax(logits, dim=-1)
-                token_ent.append(torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1))
-    zeros = torch.zeros(n, device=ids.device, dtype=torch.float32)
-    logps = zeros.index_add(0, rows, torch.cat(token_lp)) if token_lp else zeros
-    tokens = comp[:, 1:].sum(-1).to(torch.float32)
-    entropy = zeros.index_add(0, rows, torch.cat(token_ent)) if with_entropy and token_ent else None
-    return SeqLogps(logps, tokens, entropy)
+    return hidden.reshape(n * width, -1)[pos], ids[:, 1:].reshape(-1)[pos], rows
 
 
-def _token_logps(head, feats: Tensor, targets: Tensor) -> Tensor:
-    """log softmax(head(feats))[target] per position, in fp32 (the checkpointed unit)."""
-    return _logps_of(head(feats).float(), targets)
+def _scaled(logits: Tensor, temperature: float) -> Tensor:
+    logits = logits.float()
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def _token_logps(head, feats: Tensor, targets: Tensor, temperature: float) -> Tensor:
+    """log softmax(head(feats) / T)[target] per position, in fp32 (the checkpointed unit)."""
+    return _logps_of(_scaled(head(feats), temperature), targets)
 
 
 def _logps_of(logits: Tensor, targets: Tensor) -> Tensor:

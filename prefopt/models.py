@@ -67,15 +67,15 @@ def _zero3_init(recipe: Recipe, world: int):
         _keep_alive.append(HfDeepSpeedConfig(ds_config(recipe, world)))
 
 
-def _load(auto_cls, path: str, recipe: Recipe, world: int, **kw):
+def _load(auto_cls, path: str, recipe: Recipe, world: int, where: str = "model.path", **kw):
     _zero3_init(recipe, world)
     m = recipe.model
     extra = {"attn_implementation": m.attn_implementation} if m.attn_implementation else {}
     try:
         return auto_cls.from_pretrained(builtin.resolve(path), trust_remote_code=m.trust_remote_code,
                                         dtype=torch.float32, **extra, **kw)
-    except OSError as e:
-        raise UserError(f"model.path: cannot load `{path}` ({str(e).splitlines()[0][:200]})") from None
+    except (OSError, ValueError) as e:  # a missing directory, or a name that is no valid hub id
+        raise UserError(f"{where}: cannot load `{path}` ({str(e).splitlines()[0][:200]})") from None
 
 
 def load_policy(recipe: Recipe, head: str, world: int, seed: int):
@@ -110,3 +110,50 @@ def load_reference(recipe: Recipe, policy, world: int):
     from transformers import AutoModelForCausalLM
 
     return _load(AutoModelForCausalLM, m.ref_path or m.path, recipe, world)
+
+
+def load_reward(recipe: Recipe, world: int):
+    """The frozen reward model of `judge.rm_path` (a `prefopt rm` output), sharded like the reference under ZeRO-3."""
+    from transformers import AutoModelForSequenceClassification
+
+    from prefopt.engine import build_frozen
+
+    path = recipe.judge.rm_path
+    if not path:
+        raise UserError("ppo.reward.path: required for ppo.reward.kind: rm (the model/ dir of a `prefopt rm` run)")
+    return build_frozen(_load(AutoModelForSequenceClassification, path, recipe, world, num_labels=1,
+                              where="ppo.reward.path"), recipe, world)
+
+
+def load_critic(recipe: Recipe, world: int):
+    """PPO's value model: the reward model (`ppo.critic_init: reward`, the default with an rm reward), or the policy's
+    weights under a fresh scalar head (`policy`), zero-initialised so that V = 0 at the start whatever the ZeRO
+    stage (under zero.Init a new layer gets no usual initialisation). Both give a value per position via `score`."""
+    from transformers import AutoModelForSequenceClassification
+
+    p = recipe.ppo
+    from_reward = p.critic_init == "reward" or p.critic_init == "auto" and p.reward.kind == "rm"
+    path, where = (p.reward.path or recipe.judge.rm_path, "ppo.reward.path") if from_reward else (recipe.model.path,
+                                                                                                 "model.path")
+    if not path:
+        raise UserError(f"{where}: required to start the critic from it (or set ppo.critic_init: policy)")
+    critic = _load(AutoModelForSequenceClassification, path, recipe, world, num_labels=1, where=where)
+    if not from_reward:
+        _zero_init(critic.score.weight)
+    if critic.config.pad_token_id is None:
+        critic.config.pad_token_id = load_tokenizer(recipe).pad_token_id
+    if recipe.model.gradient_checkpointing:
+        critic.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return critic
+
+
+def _zero_init(param) -> None:
+    """Set a (possibly ZeRO-3-partitioned) parameter to zero on every rank."""
+    import contextlib
+
+    import deepspeed
+
+    gathered = deepspeed.zero.GatheredParameters([param], modifier_rank=0) if hasattr(param, "ds_id") else \
+        contextlib.nullcontext()
+    with gathered, torch.no_grad():
+        param.zero_()

@@ -63,16 +63,35 @@ def _implicit_rewards(p: Terms, r: Terms, c: LossConfig) -> tuple[Tensor, Tensor
     return c.beta_chosen * (pc - rc), c.beta_rejected * (pr - rr)
 
 
+def _pair_step():
+    from prefopt.steps import PairStep
+
+    return PairStep
+
+
+def _ppo_step():
+    from prefopt.ppo import PPOStep
+
+    return PPOStep
+
+
 @dataclass(frozen=True)
 class Objective:
-    """A training objective: one entry per command."""
+    """A training objective: one entry per training command, and the command is its only home.
+
+    `step` supplies what one loop step does (offline data: one batch; PPO: a rollout, then updates); the loop
+    owns everything else. `eval_as` names the objective whose metrics the eval set gets (PPO is evaluated on
+    preference pairs exactly like DPO, so both runs plot on the same axes).
+    """
 
     name: str
-    data_kind: str  # "preference" (triples) or "sft" (prompt, completion)
+    data_kind: str  # "preference" (triples), "sft" (prompt, completion) or "prompt" (PPO rollouts)
     head: str  # "lm": per-token log-probs; "score": a scalar reward per sequence
     needs_reference: bool
-    loss: Callable[[Terms, Optional[Terms], LossConfig], Tensor]  # per-example losses
+    loss: Optional[Callable[[Terms, Optional[Terms], LossConfig], Tensor]]  # per-example losses (offline data)
     rewards: Optional[Callable[[Terms, Optional[Terms], LossConfig], tuple[Tensor, Tensor]]]
+    step: Callable[[], type] = _pair_step
+    eval_as: Optional["Objective"] = None
 
     @property
     def pairwise(self) -> bool:
@@ -83,13 +102,19 @@ class Objective:
         """Whether the model gives log-probs of responses (so the 3D metrics apply)."""
         return self.head == "lm"
 
+    @property
+    def evaluated_as(self) -> "Objective":
+        return self.eval_as or self
 
+
+_DPO = Objective("dpo", "preference", "lm", True, _dpo, _implicit_rewards)
 OBJECTIVES = {
     "sft": Objective("sft", "sft", "lm", False, _sft, None),
-    "dpo": Objective("dpo", "preference", "lm", True, _dpo, _implicit_rewards),
+    "dpo": _DPO,
     "ipo": Objective("ipo", "preference", "lm", True, _ipo, _implicit_rewards),
     "slic": Objective("slic", "preference", "lm", False, _slic, lambda p, r, c: p.reduced(c.logps)),
     "rm": Objective("rm", "preference", "score", False, _rm, lambda p, r, c: (p.chosen, p.rejected)),
+    "ppo": Objective("ppo", "prompt", "lm", True, None, None, step=_ppo_step, eval_as=_DPO),
 }
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 
 from prefopt import toy
-from prefopt.data.collate import Collator, left_padded
+from prefopt.data.collate import Collator
 from prefopt.data.sources import BadRows
 from prefopt.data.tokenize import LoadStats, encode_prompt, iter_examples, stop_ids
 from prefopt.errors import UserError
 from prefopt.logprobs import sequence_logps, to_device
+from prefopt.sampling import sample
 from prefopt.schema import FieldsConfig, Recipe
 
 
@@ -45,15 +46,9 @@ def _sample(model, tokenizer, prompts: list, max_new_tokens: int, seed: int) -> 
     """One sample per prompt from the model, with a fixed seed (identical on every rank)."""
     if not prompts:
         return []
-    dev = next(model.parameters()).device
-    pad = tokenizer.pad_token_id
-    input_ids, attn = left_padded([encode_prompt(p, tokenizer) for p in prompts], pad, dev)
-    width = input_ids.shape[1]
-    torch.manual_seed(seed)
-    zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
-    out = model.generate(input_ids=input_ids, attention_mask=attn, do_sample=True, max_new_tokens=max_new_tokens,
-                         pad_token_id=pad, eos_token_id=stop_ids(tokenizer), synced_gpus=zero3, top_k=0)
-    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    out = sample(model, [encode_prompt(p, tokenizer) for p in prompts], pad_id=tokenizer.pad_token_id,
+                 stop_ids=stop_ids(tokenizer), max_new_tokens=max_new_tokens, seed=seed)
+    texts = tokenizer.batch_decode(out, skip_special_tokens=True)
     return [{"prompt": p, "response": t} for p, t in zip(prompts, texts) if t.strip()]
 
 

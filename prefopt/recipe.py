@@ -233,6 +233,26 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
         fail("data.chat_roles", f"expected a non-empty list of role names, got {r.data.chat_roles!r}")
     if r.data.infer_prompt and not r.data.assistant_marker:
         fail("data.assistant_marker", "must not be empty while data.infer_prompt is on")
+    p = r.ppo
+    for key, value in (("ppo.rollout_batch_size", p.rollout_batch_size), ("ppo.epochs", p.epochs),
+                       ("ppo.temperature", p.temperature), ("ppo.max_new_tokens", p.max_new_tokens),
+                       ("ppo.clip", p.clip), ("ppo.value_clip", p.value_clip), ("ppo.kl_horizon", p.kl_horizon),
+                       ("ppo.gamma", p.gamma)):
+        if value <= 0:
+            fail(key, f"must be > 0, got {value}")
+    for key, value in (("ppo.kl_coef", p.kl_coef), ("ppo.missing_eos_penalty", p.missing_eos_penalty)):
+        if value < 0:
+            fail(key, f"must be >= 0, got {value}")
+    if p.gamma > 1:
+        fail("ppo.gamma", f"must be in (0, 1], got {p.gamma}")
+    if not 0 <= p.lam <= 1:
+        fail("ppo.lam", f"must be in [0, 1], got {p.lam}")
+    if p.kl_target is not None and p.kl_target <= 0:
+        fail("ppo.kl_target", f"must be > 0 (or null for a fixed β), got {p.kl_target}")
+    if p.critic_lr is not None and p.critic_lr <= 0:
+        fail("ppo.critic_lr", f"must be > 0, got {p.critic_lr}")
+    if p.critic_init == "reward" and p.reward.kind != "rm":
+        fail("ppo.critic_init", f"`reward` needs ppo.reward.kind: rm (got {p.reward.kind}); use policy or auto")
     if len(r.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in r.optim.betas):
         fail("optim.betas", f"expected two numbers in [0, 1), got {list(r.optim.betas)}")
     if r.deepspeed.config and not Path(r.deepspeed.config).is_file():

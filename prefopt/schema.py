@@ -63,7 +63,8 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    name: Literal["sft", "dpo", "ipo", "slic", "rm"] = "dpo"  # set by the command you run
+    """The loss's parameters; which loss is trained is the command's choice (`prefopt dpo`, `prefopt ipo`, ...)."""
+
     beta: float = 0.1  # DPO's β; IPO's τ
     beta_chosen: Optional[float] = None  # flex-β: β⁺, defaults to beta
     beta_rejected: Optional[float] = None  # flex-β: β⁻, defaults to beta
@@ -169,6 +170,36 @@ class JudgeConfig:
 
 
 @dataclass
+class RewardConfig:
+    """What scores a PPO response: the same scorers as `prefopt judge`."""
+
+    kind: Literal["rm", "rule", "llm"] = "rm"  # rm: a `prefopt rm` model; rule: math answer check; llm: judge.* endpoint
+    path: Optional[str] = None  # rm: the model/ directory of a `prefopt rm` run (default judge.rm_path)
+
+
+@dataclass
+class PPOConfig:
+    """`prefopt ppo`: rollout sizes, sampling, KL penalty, GAE and clipping (prefopt/rl.py cites each)."""
+
+    rollout_batch_size: int = 64  # prompts per update, one response each, over all ranks
+    epochs: int = 4  # passes over each rollout; each pass is split into minibatches of micro_batch_size × grad_accum
+    temperature: float = 0.7  # sampling temperature T; every log-prob uses logits / T
+    max_new_tokens: int = 128  # response length cap; a response ends at its first EOS / end of turn
+    missing_eos_penalty: float = 0.0  # subtracted from the score of a response that hit max_new_tokens
+    kl_coef: float = 0.05  # β of the per-token reward r_t = -β·KL_t (the start value when kl_target is set)
+    kl_estimator: Literal["k1", "k3"] = "k1"  # k1: log π - log π_ref; k3: (r - 1) - log r, r = π_ref / π
+    kl_target: Optional[float] = None  # adaptive β (Ziegler et al.): target KL per response; None keeps β fixed
+    kl_horizon: float = 10000.0  # adaptive β: horizon in samples
+    gamma: float = 1.0  # GAE discount γ
+    lam: float = 0.95  # GAE λ
+    clip: float = 0.2  # policy ratio clip ε
+    value_clip: float = 0.2  # value clip around the rollout's values
+    critic_lr: Optional[float] = None  # critic AdamW learning rate (default optim.lr)
+    critic_init: Literal["auto", "reward", "policy"] = "auto"  # auto: the reward model for reward.kind rm, else policy
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+
+@dataclass
 class Recipe:
     name: str = "recipe"  # names runs/<name>; defaults to the recipe file's path below recipes/
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -181,3 +212,4 @@ class Recipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)

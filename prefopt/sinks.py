@@ -16,7 +16,8 @@ from prefopt.recipe import recipe_to_dict
 from prefopt.schema import Recipe
 
 SECRET = re.compile(r"(api[_-]?key|token|secret|password)", re.I)
-KEY_FIGURES = ("loss", "rewards/margins", "rewards/accuracies", "3d/drop_ratio", "tokens_per_s")
+KEY_FIGURES = ("loss", "rewards/margins", "rewards/accuracies", "3d/drop_ratio", "objective/scores", "objective/kl",
+               "tokens_per_s")
 
 
 def scrub(obj):
@@ -91,9 +92,10 @@ class Sinks:
 
 
 def _truncate_after(path: Path, step: int) -> None:
+    """Keep the rows up to a resumed run's checkpoint step; a run starting at step 0 starts a new file."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and step > 0 and json.loads(ln).get("step", 0) <= step]
     write_atomic(path, "".join(ln + "\n" for ln in keep))
 
 

@@ -37,7 +37,6 @@ def run_all(seed: int, out_root: Path, labels=None, root: Path = Path(".")) -> d
         recipe, cmd = RUNS[label]
         r = load_recipe(root / recipe, [f"train.seed={seed}", f"train.output_dir={out_root / f'{label}-seed{seed}'}",
                                         "log.console=false"])
-        r.loss.name = cmd
         out[label] = read_metrics(train(r, OBJECTIVES[cmd]))
     return out
 

@@ -48,9 +48,11 @@ def losses(rows):
     return [r["loss"] for r in rows if "loss" in r]
 
 
-def test_batch_4x1_equals_batch_1x4(recipe_file, tmp_path):
-    a = run(recipe_file, tmp_path, "a", "train.micro_batch_size=4", "train.grad_accum=1")
-    b = run(recipe_file, tmp_path, "b", "train.micro_batch_size=1", "train.grad_accum=4")
+@pytest.mark.parametrize("stage", [0, 2, 3])
+def test_batch_4x1_equals_batch_1x4(recipe_file, tmp_path, stage):
+    """At every ZeRO stage (ZeRO-3 once overwrote, not accumulated, the gradients of earlier micro-batches)."""
+    a = run(recipe_file, tmp_path, "a", "train.micro_batch_size=4", "train.grad_accum=1", f"deepspeed.stage={stage}")
+    b = run(recipe_file, tmp_path, "b", "train.micro_batch_size=1", "train.grad_accum=4", f"deepspeed.stage={stage}")
     assert len(losses(a)) == 6
     torch.testing.assert_close(losses(a), losses(b), atol=1e-5, rtol=0)
     assert losses(a)[0] != losses(a)[-1]  # it trained

@@ -139,6 +139,8 @@ def encode_example(ex: dict, tokenizer, max_length: int, max_prompt_length: int,
         out[f"{k}_ids"] = ids[:budget]
     if cut:
         stats.truncated["response truncated"] += 1
+    if not responses:  # prompt-only records (generation, PPO): the reward scorers read the prompt as given
+        out["prompt"] = ex["prompt"]
     if "answer" in ex:
         out["answer"] = ex["answer"]
     return out

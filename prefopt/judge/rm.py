@@ -15,9 +15,13 @@ from prefopt.schema import Recipe
 
 
 class RMJudge:
-    """Scores (prompt, response) pairs with a sequence-classification reward model."""
+    """Scores (prompt, response) pairs with a sequence-classification reward model.
 
-    def __init__(self, recipe: Recipe):
+    `model` is an already-loaded reward model (PPO passes its frozen, possibly ZeRO-3-sharded one); by default
+    the model of `judge.rm_path` is loaded onto this device.
+    """
+
+    def __init__(self, recipe: Recipe, model=None):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = builtin.resolve(recipe.judge.rm_path)
@@ -25,8 +29,9 @@ class RMJudge:
             raise UserError("judge.rm_path: required for judge.kind: rm (the model/ dir of a `prefopt rm` run)")
         try:
             self.tok = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForSequenceClassification.from_pretrained(path).to(eng.device()).eval()
-        except OSError as e:
+            self.model = model if model is not None else \
+                AutoModelForSequenceClassification.from_pretrained(path).to(eng.device()).eval()
+        except (OSError, ValueError) as e:
             raise UserError(f"judge.rm_path: cannot load `{path}` ({str(e).splitlines()[0][:200]})") from None
         self.recipe, self.collate = recipe, Collator(self.tok.pad_token_id)
 

@@ -1,0 +1,234 @@
+"""`prefopt ppo`: RLHF-PPO (Ziegler et al. 2019; Ouyang et al. 2022) as one objective's step inside the one loop.
+
+One loop step is one rollout, then `ppo.epochs` passes of minibatch updates:
+  1. prompts: this rank's slice of the global rollout (`ppo.rollout_batch_size` prompts), in generation chunks of
+     `train.micro_batch_size`; chunk c is sampled with a seed of (train.seed, update, c), from the shared sampler
+  2. scoring, without gradients: old log-probs of the policy and of the reference (both from logits / T), values
+     from the critic, and the reward's score of each full response, minus `ppo.missing_eos_penalty` without a stop
+  3. r_t = -β·KL_t plus the score on the last token; GAE gives advantages (whitened over the whole rollout) and
+     returns (prefopt/rl.py holds every formula)
+  4. the rollout is shared by all ranks (a few KB of token ids and floats); each epoch permutes it with one seed and
+     splits each global minibatch across ranks, so a run's numbers do not depend on how many ranks share it
+  5. per micro-batch, the clipped policy loss steps the policy engine and the clipped value loss the critic engine,
+     each at its own learning rate, stepping every `train.grad_accum` micro-batches
+Dropout is off throughout (modules in eval mode), so the first minibatch of every update has a ratio of exactly 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+import torch.distributed as dist
+
+from prefopt import engine as eng
+from prefopt import models, rl
+from prefopt.data.loader import BatchStream
+from prefopt.data.tokenize import stop_ids
+from prefopt.errors import UserError
+from prefopt.logprobs import to_device, token_logps, token_values
+from prefopt.sampling import sample
+
+
+def minibatches(recipe, world: int) -> int:
+    """Global minibatches per epoch: the rollout over (micro-batch × accumulation × ranks)."""
+    per = recipe.train.micro_batch_size * recipe.train.grad_accum * world
+    if recipe.ppo.rollout_batch_size % per:
+        raise UserError(f"ppo.rollout_batch_size: {recipe.ppo.rollout_batch_size} must be a multiple of "
+                        f"train.micro_batch_size × train.grad_accum × ranks = {per}")
+    return recipe.ppo.rollout_batch_size // per
+
+
+def make_reward(recipe, run_dir, world: int):
+    """[(prompt, response text, reference answer)] -> [score or None], through `judge`'s scorers."""
+    from prefopt.judge import make_scorer
+
+    reward = recipe.ppo.reward
+    judged = dataclasses.replace(recipe, judge=dataclasses.replace(recipe.judge, kind=reward.kind,
+                                                                   rm_path=reward.path or recipe.judge.rm_path))
+    if reward.kind != "rm":
+        return make_scorer(judged, run_dir)
+    from prefopt.judge.rm import RMJudge
+
+    return RMJudge(judged, models.load_reward(judged, world)).score_all
+
+
+class PPOStep:
+    """Rollout, then PPO updates of the policy (the trainer's engine) and of its own critic engine."""
+
+    @staticmethod
+    def global_batch(recipe, world: int) -> int:
+        return recipe.ppo.rollout_batch_size
+
+    @staticmethod
+    def optimizer_steps(recipe, world: int) -> int:
+        return recipe.ppo.epochs * minibatches(recipe, world)
+
+    def __init__(self, trainer):
+        self.t, recipe = trainer, trainer.recipe
+        self.p, self.micro, self.accum = recipe.ppo, recipe.train.micro_batch_size, recipe.train.grad_accum
+        self.n_minibatches = minibatches(recipe, trainer.world)
+        if recipe.train.precompute_ref:
+            raise UserError("train.precompute_ref: ppo cannot precompute reference log-probs (its responses are new "
+                            "every update); set it to false")
+        self.stop = stop_ids(trainer.tok)
+        self.kl = rl.AdaptiveKL(self.p.kl_coef, self.p.kl_target, self.p.kl_horizon)
+        self.score = make_reward(recipe, trainer.run_dir, trainer.world)
+        critic_recipe = dataclasses.replace(recipe, optim=dataclasses.replace(
+            recipe.optim, lr=self.p.critic_lr or recipe.optim.lr))
+        total = trainer.total_steps * self.optimizer_steps(recipe, trainer.world)
+        self.critic = eng.build_engine(models.load_critic(recipe, trainer.world), critic_recipe, trainer.world, total)
+        self.engines = {"critic": self.critic}
+
+    # -------------------------------------------------------------------------------------------- loop protocol
+
+    def start(self, data_state: dict | None) -> None:
+        t, recipe = self.t, self.t.recipe
+        chunks = self.p.rollout_batch_size // (self.micro * t.world)
+        self.stream = BatchStream(t.train_data, list, self.micro, chunks, t.world, t.rank, recipe.train.seed,
+                                  recipe.data.shuffle, recipe.data.shuffle_buffer, data_state)
+        self.batches = iter(self.stream)
+
+    @property
+    def data_state(self) -> dict:
+        return self.stream.state
+
+    def state_dict(self) -> dict:
+        return {"kl": self.kl.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.kl.load_state_dict(state["kl"])
+
+    def run(self, update: int, meter, log_now: bool) -> float:
+        """One rollout and its updates; adds the PPO metrics to `meter`; returns this rank's rollout tokens."""
+        self.t.engine.module.eval()  # no dropout: old and new log-probs come from the same function
+        self.critic.module.eval()
+        clock = time.perf_counter()
+        mine = self._rollout(update, next(self.batches))
+        generated = time.perf_counter()
+        self._score(mine)
+        rollout = [s for part in _all_gather(mine, self.t.world) for s in part]
+        beta = self.kl.value
+        stats = self._advantages(rollout, beta)
+        scored = time.perf_counter()
+        for key, value in self._update(update, rollout).items():
+            meter.add({key: value}, 1.0)
+        done = time.perf_counter()
+        self.kl.update(float(stats["objective/kl"]), len(rollout))
+        meter.add({**stats, "kl_coef": torch.tensor(beta), "time/generate_s": torch.tensor(generated - clock),
+                   "time/score_s": torch.tensor(scored - generated), "time/update_s": torch.tensor(done - scored)},
+                  1.0)
+        return float(sum(len(s["prompt_ids"]) + len(s["completion_ids"]) for s in mine))
+
+    # -------------------------------------------------------------------------------------------- the parts
+
+    def _rollout(self, update: int, chunks: list[list[dict]]) -> list[dict]:
+        """Sample one response per prompt; chunk c of this rank is global chunk rank·len(chunks) + c."""
+        t, out = self.t, []
+        for c, examples in enumerate(chunks):
+            seed = (t.recipe.train.seed * 1_000_003 + update) * 10_007 + t.rank * len(chunks) + c
+            responses = sample(t.engine, [ex["prompt_ids"] for ex in examples], pad_id=t.tok.pad_token_id,
+                               stop_ids=self.stop, max_new_tokens=self.p.max_new_tokens, seed=seed,
+                               temperature=self.p.temperature).cpu()
+            mask, ended = rl.response_mask(responses, self.stop)
+            for ex, row, length, end in zip(examples, responses, mask.sum(-1).tolist(), ended.tolist()):
+                out.append({"prompt_ids": ex["prompt_ids"], "completion_ids": row[:length].tolist(), "ended": end,
+                            "prompt": ex["prompt"], "answer": ex.get("answer")})
+        return out
+
+    @torch.no_grad()
+    def _score(self, samples: list[dict]) -> None:
+        """Old and reference log-probs, values and entropies per token, and the reward's score per response."""
+        t, temp = self.t, self.p.temperature
+        for start in range(0, len(samples), self.micro):
+            part = samples[start:start + self.micro]
+            batch = self._batch(part)
+            counts = batch["completion_mask"][:, 1:].sum(-1).tolist()
+            policy = token_logps(t.engine.module, batch, temperature=temp, with_entropy=True)
+            ref = token_logps(t.ref, batch, temperature=temp)
+            values = token_values(self.critic.module, batch)
+            for s, old, ref_lp, v, ent in zip(part, *(x.float().cpu().split(counts) for x in (
+                    policy.logps, ref.logps, values, policy.entropy))):
+                s.update(old_logps=old, ref_logps=ref_lp, values=v, entropy=float(ent.sum()))
+        texts = t.tok.batch_decode([s["completion_ids"] for s in samples], skip_special_tokens=True)
+        if self.p.reward.kind == "rule" and any(s["answer"] is None for s in samples):
+            raise UserError("ppo.reward.kind: rule needs the reference `answer` field in every data.train record")
+        scores = self.score([(s["prompt"], text, "" if s["answer"] is None else str(s["answer"]))
+                             for s, text in zip(samples, texts)])
+        for s, score in zip(samples, scores):
+            s["failed"] = score is None  # a judge that kept failing: scored 0 and counted, never dropped
+            s["score"] = (0.0 if score is None else float(score)) - (0.0 if s["ended"] else self.p.missing_eos_penalty)
+
+    def _advantages(self, rollout: list[dict], beta: float) -> dict[str, torch.Tensor]:
+        """Per-token KL, shaped rewards, GAE and whitening over the whole rollout; the rollout's statistics."""
+        pad = lambda key: torch.nn.utils.rnn.pad_sequence([s[key] for s in rollout], batch_first=True)
+        mask = pad("old_logps").new_zeros(len(rollout), max(len(s["old_logps"]) for s in rollout))
+        for i, s in enumerate(rollout):
+            mask[i, :len(s["old_logps"])] = 1
+        kl = rl.kl_penalty(pad("old_logps"), pad("ref_logps"), self.p.kl_estimator) * mask
+        scores = torch.tensor([s["score"] for s in rollout])
+        rewards = rl.shaped_rewards(kl, scores, mask, beta)
+        advantages, returns = rl.gae(rewards, pad("values"), mask, self.p.gamma, self.p.lam)
+        advantages = rl.masked_whiten(advantages, mask)
+        for i, s in enumerate(rollout):
+            n = len(s["old_logps"])
+            s["advantages"], s["returns"] = advantages[i, :n], returns[i, :n]
+        non_score = (-beta * kl).sum(-1)
+        return {"objective/kl": kl.sum(-1).mean(), "objective/entropy": torch.tensor([s["entropy"] for s in rollout]).mean(),
+                "objective/non_score_reward": non_score.mean(), "objective/scores": scores.mean(),
+                "objective/rlhf_reward": (scores + non_score).mean(),
+                "objective/score_failures": torch.tensor([float(s["failed"]) for s in rollout]).sum(),
+                "response/length_mean": mask.sum(-1).mean(), "response/eos_frac": torch.tensor(
+                    [float(s["ended"]) for s in rollout]).mean()}
+
+    def _update(self, update: int, rollout: list[dict]) -> dict[str, torch.Tensor]:
+        """`ppo.epochs` × minibatches of clipped policy and value losses; the mean statistics of all micro-batches."""
+        t, per_rank = self.t, self.micro * self.accum
+        per_global = per_rank * t.world
+        order = torch.Generator().manual_seed(t.recipe.train.seed * 1_000_003 + update)
+        sums: dict[str, torch.Tensor] = {}
+        for _ in range(self.p.epochs):
+            perm = torch.randperm(len(rollout), generator=order).tolist()
+            for k in range(self.n_minibatches):
+                mine = perm[k * per_global + t.rank * per_rank:k * per_global + (t.rank + 1) * per_rank]
+                for i in range(self.accum):
+                    part = [rollout[j] for j in mine[i * self.micro:(i + 1) * self.micro]]
+                    for key, value in self._micro_step(part).items():
+                        sums[key] = sums.get(key, 0.0) + value
+        n = self.p.epochs * self.n_minibatches * self.accum
+        return {key: value / n for key, value in sums.items()}
+
+    def _micro_step(self, part: list[dict]) -> dict[str, torch.Tensor]:
+        """One micro-batch: policy loss -> policy engine, value loss -> critic engine (each steps at its boundary)."""
+        t = self.t
+        batch = self._batch(part)
+        cat = lambda key: torch.cat([s[key] for s in part]).to(t.dev)
+        ones = torch.ones_like(cat("old_logps"))
+        eng.begin_micro_step(t.engine)
+        new = token_logps(t.engine.module, batch, temperature=self.p.temperature)
+        loss, stats = rl.policy_loss(new.logps, cat("old_logps"), cat("advantages"), ones, self.p.clip)
+        t.engine.backward(loss)
+        t.engine.step()
+        eng.begin_micro_step(self.critic)
+        values = token_values(self.critic.module, batch)
+        value_loss, value_clipfrac = rl.value_loss(values, cat("values"), cat("returns"), ones, self.p.value_clip)
+        self.critic.backward(value_loss)
+        self.critic.step()
+        return {"loss/policy_avg": loss.detach(), "loss/value_avg": value_loss.detach(),
+                "policy/approxkl_avg": stats["approxkl"], "policy/clipfrac_avg": stats["clipfrac"],
+                "val/clipfrac_avg": value_clipfrac, "val/ratio": stats["ratio"], "val/ratio_var": stats["ratio_var"]}
+
+    def _batch(self, part: list[dict]) -> dict:
+        examples = [{"idx": i, "prompt_ids": s["prompt_ids"], "completion_ids": s["completion_ids"]}
+                    for i, s in enumerate(part)]
+        return to_device(self.t.collate(examples), self.t.dev)
+
+
+def _all_gather(samples: list[dict], world: int) -> list[list[dict]]:
+    """Every rank's rollout, in rank order (which is global chunk order)."""
+    if world == 1:
+        return [samples]
+    gathered = [None] * world
+    dist.all_gather_object(gathered, samples)
+    return gathered
