@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The on-policy loop on the embedded arithmetic task, end to end on CPU (what `make demo` runs):
-#   sft -> evaluate -> generate 8 candidates per prompt -> rule judge -> best/worst pairs -> dpo -> evaluate.
+#   sft -> evaluate -> generate 8 candidates per prompt -> rule judge -> best/worst pairs -> dpo, dpo+sft -> evaluate,
+#   and the reward-based path on the same pairs: rm -> ppo -> evaluate.
 # Set DEMO_QUICK=1 for the shortened version used in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +30,17 @@ for run in dpo dpo_sft; do
   "${PF[@]}" judge --recipe recipes/demo/eval_judge.yaml --set judge.input=runs/demo/eval_$run/generations.jsonl \
     --set train.output_dir=runs/demo/eval_$run
 done
+# The reward-based path on the same pairs and held-out problems: a reward model, then PPO against it.
+rm_quick=()
+ppo_quick=()
+if [ "${DEMO_QUICK:-0}" = 1 ]; then
+  rm_quick=(--set train.max_steps=4 --set log.every=2)
+  ppo_quick=(--set train.max_steps=2 --set log.every=1)
+fi
+"${PF[@]}" rm --recipe recipes/demo/rm.yaml "${rm_quick[@]}"
+"${PF[@]}" ppo --recipe recipes/demo/ppo.yaml "${ppo_quick[@]}"
+"${PF[@]}" generate --recipe recipes/demo/eval_generate.yaml --set model.path=runs/demo/ppo/model \
+  --set train.output_dir=runs/demo/eval_ppo
+"${PF[@]}" judge --recipe recipes/demo/eval_judge.yaml --set judge.input=runs/demo/eval_ppo/generations.jsonl \
+  --set train.output_dir=runs/demo/eval_ppo
 "${PYTHON:-.venv/bin/python}" scripts/demo_report.py runs/demo
