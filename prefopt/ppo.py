@@ -69,6 +69,8 @@ class PPOStep:
         self.t, recipe = trainer, trainer.recipe
         self.p, self.micro, self.accum = recipe.ppo, recipe.train.micro_batch_size, recipe.train.grad_accum
         self.n_minibatches = minibatches(recipe, trainer.world)
+        if recipe.model.kind == "toy_mlp":
+            raise UserError("model.kind: toy_mlp cannot sample responses; ppo needs a causal LM (model.path)")
         if recipe.train.precompute_ref:
             raise UserError("train.precompute_ref: ppo cannot precompute reference log-probs (its responses are new "
                             "every update); set it to false")

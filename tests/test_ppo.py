@@ -170,6 +170,9 @@ def test_cli_help_dry_run_and_bad_input_behave_like_every_command(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith(f"prefopt ppo: ppo.reward.path: cannot load `{missing}`"), res.stderr[-2000:]
+    res = run_cli("ppo", "-r", "recipes/toy/scenario1.yaml", "--set", f"train.output_dir={tmp_path / 'toy'}")
+    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1] == (
+        "prefopt ppo: model.kind: toy_mlp cannot sample responses; ppo needs a causal LM (model.path)")
     res = run_cli("ppo", "-r", RECIPE, "--set", "ppo.reward.kind=rm", "--set", f"train.output_dir={tmp_path / 'run'}")
     assert res.returncode == 2 and res.stderr.strip().splitlines()[-1] == (
         "prefopt ppo: ppo.reward.path: required for ppo.reward.kind: rm (the model/ dir of a `prefopt rm` run)")
