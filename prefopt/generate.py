@@ -20,7 +20,7 @@ from prefopt import builtin, faults, models
 from prefopt import engine as eng
 from prefopt.data.records import normalize
 from prefopt.data.sources import BadRows, iter_records
-from prefopt.data.tokenize import encode_prompt, stop_ids
+from prefopt.data.tokenize import Unrenderable, encode_prompt, stop_ids
 from prefopt.errors import UserError
 from prefopt.fsutil import write_atomic
 from prefopt.recipe import dump_recipe
@@ -29,8 +29,9 @@ from prefopt.sampling import sample
 from prefopt.schema import Recipe
 
 
-def load_prompts(recipe: Recipe) -> list[dict]:
-    """Prompt records of data.train with their stable ids (row order), answers and reference solutions."""
+def load_prompts(recipe: Recipe, tokenizer=None) -> tuple[list[dict], BadRows]:
+    """Prompt records of data.train with their stable ids (row order), answers and reference solutions, and the
+    bad-row counts. With a tokenizer, a prompt its chat template cannot render is a bad row here, not a crash later."""
     d, bad = recipe.data, BadRows(recipe.data.on_bad_row)
     if not d.train:
         raise UserError("data.train: required (prompts to generate for)")
@@ -40,6 +41,12 @@ def load_prompts(recipe: Recipe) -> list[dict]:
         if found is None:
             continue
         ex = found[0]
+        if tokenizer is not None:
+            try:
+                encode_prompt(ex["prompt"], tokenizer)
+            except Unrenderable as e:
+                bad.reject(where, "unrenderable", str(e))
+                continue
         row = {"id": str(len(out)), "prompt": ex["prompt"]}
         if d.fields.answer in rec:
             row["answer"] = rec[d.fields.answer]
@@ -50,9 +57,7 @@ def load_prompts(recipe: Recipe) -> list[dict]:
         out.append(row)
         if recipe.generate.max_prompts and len(out) >= recipe.generate.max_prompts:
             break
-    if bad.total:
-        print(f"{d.train}: {bad.summary()}", flush=True)
-    return out
+    return out, bad
 
 
 def read_done(path: Path) -> dict[str, dict]:
@@ -80,12 +85,14 @@ def generate(recipe: Recipe, run_dir: Path) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
-    prompts = load_prompts(recipe)
+    tok = models.load_tokenizer(recipe)
+    prompts, bad = load_prompts(recipe, tok)
+    if rank == 0:
+        print(f"{recipe.data.train}: {len(prompts)} prompts, {bad.summary()}", flush=True)
     shard = out.with_name(out.name + f".rank{rank}")
     done = {**read_done(out), **read_done(shard)}
     todo_batches = [k for k in range(rank, -(-len(prompts) // g.batch_size), world)
                     if any(p["id"] not in done for p in prompts[k * g.batch_size:(k + 1) * g.batch_size])]
-    tok = models.load_tokenizer(recipe)
     sampler = _sampler(recipe, tok)
     meta = {"model": recipe.model.path, "n": g.n, "temperature": g.temperature, "top_p": g.top_p,
             "max_new_tokens": g.max_new_tokens, "seed": g.seed, "backend": g.backend}
@@ -107,11 +114,24 @@ def generate(recipe: Recipe, run_dir: Path) -> Path:
             bar.update(task, advance=1, rate=f"{n_prompts / dt:.1f} prompts/s  {n_tokens / dt:.0f} tokens/s")
     import torch.distributed as dist
 
-    dist.barrier()
+    total_tokens = torch.tensor([float(n_tokens)])
+    dist.all_reduce(total_tokens)  # also the barrier before the merge: every rank's shard is complete
     if rank == 0:
         _merge(out, prompts, world)
+        _log_counts(recipe, run_dir, prompts, bad, int(total_tokens.item()), time.perf_counter() - t0)
     dist.barrier()
     return out
+
+
+def _log_counts(recipe: Recipe, run_dir: Path, prompts: list[dict], bad: BadRows, tokens: int, seconds: float) -> None:
+    """metrics.jsonl (and W&B) of a generate run: prompts kept, skipped per reason, tokens sampled (rank 0 only)."""
+    from prefopt.sinks import Sinks
+
+    recipe.log.console = False  # the progress bar above was the console view
+    sinks = Sinks(run_dir, recipe, total_steps=0, rank=0)
+    sinks.log(0, {"data/rows": float(len(prompts)), **bad.as_metrics("data/skipped"),
+                  "generate/tokens": float(tokens), "generate/seconds": seconds})
+    sinks.finish({})
 
 
 def _merge(out: Path, prompts: list[dict], world: int) -> None:

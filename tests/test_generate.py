@@ -61,3 +61,24 @@ def test_two_ranks_shard_and_merge_to_the_same_output(tmp_path):
                             "29533", "-m", "prefopt.cli"])
     assert res.returncode == 0, res.stderr[-2000:]
     assert records(tmp_path / "two" / "generations.jsonl") == records(tmp_path / "one" / "generations.jsonl")
+
+
+def test_bad_prompts_are_counted_in_metrics(tmp_path):
+    rows = arith.records("prompts", "test", 4) + [{"prompt": [{"role": "narrator", "content": "hi"}]},
+                                                  {"prompt": ""}]
+    write_jsonl(tmp_path / "prompts.jsonl", rows)
+    p = tmp_path / "bad.yaml"
+    p.write_text(f"""model: {{path: "builtin:tiny"}}
+data: {{train: {tmp_path / 'prompts.jsonl'}, on_bad_row: skip}}
+generate: {{n: 2, temperature: 1.0, max_new_tokens: 4, batch_size: 4, seed: 7}}
+train: {{output_dir: {tmp_path / 'run'}}}
+""")
+    res = run_cli("generate", "-r", p)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "prompts.jsonl: 4 prompts, 2 skipped (" in res.stdout
+    (logged,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged["data/rows"] == 4 and logged["data/skipped"] == 2
+    assert logged["data/skipped/unknown_role"] == 1 and logged["data/skipped/empty_field"] == 1
+    assert 0 < logged["generate/tokens"] <= 4 * 2 * 4
+    res = run_cli("generate", "-r", p, "--set", "data.on_bad_row=error", "--set", f"train.output_dir={tmp_path / 'e'}")
+    assert res.returncode == 2 and "prompts.jsonl:5: unknown role" in res.stderr

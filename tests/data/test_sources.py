@@ -98,4 +98,5 @@ def test_sft_and_prompt_formats(tmp_path, tokenizer):
     data = load(write_jsonl(tmp_path / "s.jsonl", sft), tokenizer, kind="sft")
     assert len(data) == 2 and all("completion_ids" in ex for ex in data)
     data = load(write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Q1"}]), tokenizer, kind="prompt")
-    assert list(data)[0].keys() == {"prompt_ids", "idx"}
+    (example,) = list(data)
+    assert example.keys() == {"prompt_ids", "prompt", "idx"} and example["prompt"] == "Q1"  # reward scorers read it
