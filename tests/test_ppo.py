@@ -176,3 +176,22 @@ def test_cli_help_dry_run_and_bad_input_behave_like_every_command(tmp_path):
     res = run_cli("ppo", "-r", RECIPE, "--set", "ppo.reward.kind=rm", "--set", f"train.output_dir={tmp_path / 'run'}")
     assert res.returncode == 2 and res.stderr.strip().splitlines()[-1] == (
         "prefopt ppo: ppo.reward.path: required for ppo.reward.kind: rm (the model/ dir of a `prefopt rm` run)")
+
+
+def test_llm_reward_through_a_misbehaving_local_judge_with_k3_and_a_policy_critic(tmp_path, monkeypatch):
+    from tests.judge.test_llm import Server
+
+    monkeypatch.setenv("PREFOPT_TEST_KEY", "sk-secret")
+    server = Server()  # a 429 every 3rd request, a reply without a score every 4th: both retried
+    try:
+        rows = ppo(tmp_path, "llm", "train.max_steps=2", "ppo.rollout_batch_size=16", "ppo.reward.kind=llm",
+                   f"judge.base_url={server.url}", "judge.api_key_env=PREFOPT_TEST_KEY", "judge.max_retries=10",
+                   "judge.timeout=5", "ppo.kl_estimator=k3", "ppo.critic_init=policy")
+    finally:
+        server.close()
+    assert len(rows) == 2 and all(1 <= r["objective/scores"] <= 5 for r in rows)
+    assert all(r["objective/score_failures"] == 0 for r in rows)
+    assert rows[0]["objective/kl"] == 0 and rows[1]["objective/kl"] > 0  # k3 is never negative
+    cache = (tmp_path / "llm" / "judge_cache.jsonl").read_text()
+    assert len(cache.splitlines()) >= 16 and "sk-secret" not in cache  # every verdict cached, the key nowhere
+    assert server.auth == {"Bearer sk-secret"} and "sk-secret" not in (tmp_path / "llm" / "recipe.yaml").read_text()
