@@ -25,7 +25,8 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue from the run director
 
 TRAINERS = {
     "sft": "Supervised fine-tuning: token-mean NLL on the completion.",
-    "dpo": "DPO (Eq. 5) with flex-β (loss.beta_chosen / loss.beta_rejected) and + SFT (loss.sft_weight).",
+    "dpo": "DPO (Eq. 5) with flex-β (loss.beta_chosen / loss.beta_rejected) and + SFT (loss.sft_weight); "
+           "loss.variant picks rdpo, nca, apo_zero, simpo or orpo instead.",
     "ipo": "IPO (Azar et al. Eq. 17): squared loss towards h = 1/(2τ), τ = loss.beta.",
     "slic": "SLiC-HF (Eq. 11): hinge on the log-prob margin, plus λ·NLL(chosen). No reference model.",
     "rm": "Bradley-Terry reward model (Eq. 3) on a sequence-score head; `judge` and `ppo` load it.",
@@ -80,10 +81,10 @@ def _run(command: str, recipe_path: str, overrides, dry_run: bool, resume: bool)
             judge(recipe, run_dir_of(recipe))
             out = run_dir_of(recipe)
         else:
-            from prefopt.objectives import OBJECTIVES
+            from prefopt.objectives import objective_for
             from prefopt.train import train
 
-            out = train(recipe, OBJECTIVES[command], resume=resume)
+            out = train(recipe, objective_for(command, recipe.loss), resume=resume)
         if int(os.environ.get("RANK", 0)) == 0:
             typer.echo(f"output: {out}")
     except UserError as e:

@@ -57,3 +57,49 @@ def slic(chosen_logps: Tensor, rejected_logps: Tensor, chosen_nll: Tensor, delta
 def bradley_terry(chosen_rewards: Tensor, rejected_rewards: Tensor, center_weight: float = 0.0) -> Tensor:
     """Reward-model loss (paper Eq. 3): -log σ(r(x,y_w) - r(x,y_l)), plus optional centering w·(r_w + r_l)²."""
     return -F.logsigmoid(chosen_rewards - rejected_rewards) + center_weight * (chosen_rewards + rejected_rewards) ** 2
+
+
+def rdpo(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,
+         beta: float, label_noise: float) -> Tensor:
+    """Robust DPO (Chowdhury et al. 2024, Eq. 8): an unbiased DPO loss when each label is flipped with rate ε.
+
+    L = [(1-ε)·ℓ(βh) - ε·ℓ(-βh)] / (1 - 2ε), ℓ(z) = -log σ(z). With ε = 0 it is vanilla DPO bit for bit.
+    """
+    z = beta * ((chosen_logps - ref_chosen_logps) - (rejected_logps - ref_rejected_logps))
+    return ((1 - label_noise) * -F.logsigmoid(z) - label_noise * -F.logsigmoid(-z)) / (1 - 2 * label_noise)
+
+
+def nca_pair(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,
+             beta: float) -> Tensor:
+    """Pairwise noise-contrastive alignment (Chen et al. 2024, NCA with K = 2): rewards r = β·Δ, and
+    L = -log σ(r_w) - ½·log σ(-r_w) - ½·log σ(-r_l): it raises the chosen likelihood itself, not only the margin."""
+    r_w, r_l = beta * (chosen_logps - ref_chosen_logps), beta * (rejected_logps - ref_rejected_logps)
+    return -F.logsigmoid(r_w) - 0.5 * F.logsigmoid(-r_w) - 0.5 * F.logsigmoid(-r_l)
+
+
+def apo_zero(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,
+             beta: float) -> Tensor:
+    """Anchored preference optimisation, APO-zero (D'Oosterlinck et al. 2024, Eq. 7): push the chosen
+    likelihood up and the rejected one down, each anchored at the reference: L = 1 - σ(βΔ_w) + σ(βΔ_l)."""
+    return 1 - torch.sigmoid(beta * (chosen_logps - ref_chosen_logps)) + \
+        torch.sigmoid(beta * (rejected_logps - ref_rejected_logps))
+
+
+def simpo(chosen_logps: Tensor, rejected_logps: Tensor, chosen_tokens: Tensor, rejected_tokens: Tensor,
+          beta: float, margin: float) -> Tensor:
+    """SimPO (Meng et al. 2024, Eq. 6), reference-free: L = -log σ(β/|y_w|·log π(y_w) - β/|y_l|·log π(y_l) - γ)."""
+    z = beta * chosen_logps / chosen_tokens.clamp(min=1) - beta * rejected_logps / rejected_tokens.clamp(min=1)
+    return -F.logsigmoid(z - margin)
+
+
+def log_odds(mean_logps: Tensor) -> Tensor:
+    """log(P / (1 - P)) of a per-token-mean likelihood P = exp(mean log π) < 1, computed without forming P."""
+    return mean_logps - torch.log(-torch.expm1(mean_logps))
+
+
+def orpo(chosen_logps: Tensor, rejected_logps: Tensor, chosen_tokens: Tensor, rejected_tokens: Tensor,
+         weight: float) -> Tensor:
+    """ORPO (Hong et al. 2024, Eq. 6-7), reference-free: NLL(y_w) + λ·(-log σ(log odds(y_w) - log odds(y_l))),
+    odds over the length-normalised likelihood P(y|x) = exp(mean token log π)."""
+    mean_w, mean_l = chosen_logps / chosen_tokens.clamp(min=1), rejected_logps / rejected_tokens.clamp(min=1)
+    return -mean_w - weight * F.logsigmoid(log_odds(mean_w) - log_odds(mean_l))

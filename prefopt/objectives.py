@@ -12,6 +12,7 @@ from typing import Callable, Optional
 from torch import Tensor
 
 from prefopt import losses
+from prefopt.errors import UserError
 from prefopt.schema import LossConfig
 
 
@@ -56,6 +57,34 @@ def _sft(p: Terms, r: Terms, c: LossConfig) -> Tensor:
 
 def _rm(p: Terms, r: Terms, c: LossConfig) -> Tensor:
     return losses.bradley_terry(p.chosen, p.rejected, c.center_weight)
+
+
+def _rdpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
+    return losses.rdpo(pc, pr, rc, rr, c.beta, c.label_smoothing)
+
+
+def _nca(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
+    return losses.nca_pair(pc, pr, rc, rr, c.beta)
+
+
+def _apo_zero(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
+    return losses.apo_zero(pc, pr, rc, rr, c.beta)
+
+
+def _simpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    return losses.simpo(p.chosen, p.rejected, p.chosen_tokens, p.rejected_tokens, c.beta, c.margin)
+
+
+def _orpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    return losses.orpo(p.chosen, p.rejected, p.chosen_tokens, p.rejected_tokens, c.beta)
+
+
+def _length_normalised_rewards(p: Terms, r: Terms, c: LossConfig) -> tuple[Tensor, Tensor]:
+    """SimPO's implicit reward β·mean log π; ORPO's log odds have the same ordering, so one function serves both."""
+    return c.beta * p.chosen / p.chosen_tokens.clamp(min=1), c.beta * p.rejected / p.rejected_tokens.clamp(min=1)
 
 
 def _implicit_rewards(p: Terms, r: Terms, c: LossConfig) -> tuple[Tensor, Tensor]:
@@ -108,6 +137,15 @@ class Objective:
 
 
 _DPO = Objective("dpo", "preference", "lm", True, _dpo, _implicit_rewards)
+# `prefopt dpo --set loss.variant=NAME`: the preference losses users bring from TRL and LLaMA-Factory.
+VARIANTS = {
+    "dpo": _DPO,
+    "rdpo": Objective("rdpo", "preference", "lm", True, _rdpo, _implicit_rewards),
+    "nca": Objective("nca", "preference", "lm", True, _nca, _implicit_rewards),
+    "apo_zero": Objective("apo_zero", "preference", "lm", True, _apo_zero, _implicit_rewards),
+    "simpo": Objective("simpo", "preference", "lm", False, _simpo, _length_normalised_rewards),
+    "orpo": Objective("orpo", "preference", "lm", False, _orpo, _length_normalised_rewards),
+}
 OBJECTIVES = {
     "sft": Objective("sft", "sft", "lm", False, _sft, None),
     "dpo": _DPO,
@@ -116,6 +154,15 @@ OBJECTIVES = {
     "rm": Objective("rm", "preference", "score", False, _rm, lambda p, r, c: (p.chosen, p.rejected)),
     "ppo": Objective("ppo", "prompt", "lm", True, None, None, step=_ppo_step, eval_as=_DPO),
 }
+
+
+def objective_for(command: str, loss: LossConfig) -> Objective:
+    """What a training command trains: `prefopt dpo` takes `loss.variant`; every other command is one objective."""
+    if command == "dpo":
+        return VARIANTS[loss.variant]
+    if loss.variant != "dpo":
+        raise UserError(f"loss.variant: `{loss.variant}` is a variant of `prefopt dpo`, not of `prefopt {command}`")
+    return OBJECTIVES[command]
 
 
 def resolve_betas(c: LossConfig) -> LossConfig:

@@ -213,6 +213,9 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
                        ("loss.beta_rejected", r.loss.beta_rejected)):
         if value is not None and value <= 0:
             fail(key, f"must be > 0, got {value}")
+    flex = any(b is not None and b != r.loss.beta for b in (r.loss.beta_chosen, r.loss.beta_rejected))
+    if r.loss.variant != "dpo" and (flex or r.loss.sft_weight):  # resolved betas equal to beta are fine
+        fail("loss.variant", f"flex-β and loss.sft_weight belong to the dpo variant, not `{r.loss.variant}`")
     if not 0 <= r.loss.label_smoothing < 0.5:
         fail("loss.label_smoothing", f"must be in [0, 0.5), got {r.loss.label_smoothing}")
     for key, value in (("loss.sft_weight", r.loss.sft_weight), ("loss.center_weight", r.loss.center_weight),

@@ -65,10 +65,12 @@ class DataConfig:
 class LossConfig:
     """The loss's parameters; which loss is trained is the command's choice (`prefopt dpo`, `prefopt ipo`, ...)."""
 
-    beta: float = 0.1  # DPO's β; IPO's τ
+    variant: Literal["dpo", "rdpo", "nca", "apo_zero", "simpo", "orpo"] = "dpo"  # prefopt dpo's loss: see docs
+    beta: float = 0.1  # DPO's β; IPO's τ; SimPO's β; ORPO's λ
     beta_chosen: Optional[float] = None  # flex-β: β⁺, defaults to beta
     beta_rejected: Optional[float] = None  # flex-β: β⁻, defaults to beta
-    label_smoothing: float = 0.0  # cDPO
+    label_smoothing: float = 0.0  # cDPO's ε; rdpo: the label-flip rate ε
+    margin: float = 0.0  # SimPO's target margin γ
     sft_weight: float = 0.0  # λ of DPO+SFT (Eq. 7) and of SLiC's regulariser (Eq. 11)
     delta: float = 1.0  # SLiC's margin δ
     logps: Literal["sum", "mean"] = "sum"  # per-sequence log-prob: sum or per-token mean over the response

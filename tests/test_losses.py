@@ -10,8 +10,19 @@ IPO τ = 0.1:       (h - 5)² = 9 and 49
 SLiC δ=1, λ=0.5:   pair 1: max(0, 1 + 1 - 3) = 0, NLL = 1/2 -> 0.25;  pair 2: max(0, 1 + 5 - 1) = 5, NLL = 5/2 -> 6.25
 SFT:               -(-1)/2 = 0.5 and -(-5)/2 = 2.5
 Bradley-Terry:     r_w = 1, r_l = 0: log(1 + e^-1) = 0.3132616875; + 0.1·(1 + 0)² centering = 0.4132616875
+rDPO β=.1 ε=.1:    pair 1: (0.9·0.5981388693 - 0.1·0.7981388693) / 0.8 = 0.5731388694; pair 2: 0.8231388694
+NCA β = 0.1:       pair 1: r_w = 0.1, r_l = -0.1: log(1+e^-0.1) + ½log(1+e^0.1) + ½log(1+e^-0.1) = 1.3387933201;
+                   pair 2: r_w = -0.1, r_l = 0.1: 1.4387933201
+APO-zero β = 0.1:  pair 1: 1 - σ(0.1) + σ(-0.1) = 0.9500416250;  pair 2: 1 - σ(-0.1) + σ(0.1) = 1.0499583750
+SimPO β=2 γ=0.5:   pair 1: 2·(-1/2) - 2·(-3/2) - 0.5 = 1.5 -> log(1+e^-1.5) = 0.2014132780;
+                   pair 2: -5 + 1 - 0.5 = -4.5 -> log(1+e^4.5) = 4.5110477448
+ORPO λ = 0.1:      log odds(m) = m - log(1 - e^m): lo(-0.5) = 0.4327521296, lo(-1.5) = -1.2475175411,
+                   lo(-2.5) = -2.4143495163; pair 1: 0.5 + 0.1·log(1 + e^-(0.4327521296 + 1.2475175411))
+                   = 0.5170859217; pair 2: 2.5 + 0.1·log(1 + e^(0.4327521296 + 2.4143495163)) = 2.7903493527
 """
 
+
+import math
 
 import torch
 from torch.testing import assert_close
@@ -76,3 +87,29 @@ def test_sft_weight_keeps_the_chosen_gradient_as_h_grows():
         (g_sft,) = torch.autograd.grad(losses.dpo_sft(pc, pr, ref, ref, nll, beta, beta, lam).sum(), pc)
         assert abs(g_sft.item()) >= lam / 2 - 1e-12
     assert abs(g_dpo.item()) < 1e-15  # h = 400: vanilla DPO's chosen gradient has vanished
+
+
+def test_rdpo_nca_apo_zero_closed_forms():
+    assert_close(losses.rdpo(PC, PR, RC, RR, 0.1, 0.1), T(0.5731388694, 0.8231388694))
+    assert_close(losses.nca_pair(PC, PR, RC, RR, 0.1), T(1.3387933201, 1.4387933201))
+    assert_close(losses.apo_zero(PC, PR, RC, RR, 0.1), T(0.9500416250, 1.0499583750))
+
+
+def test_rdpo_without_label_noise_is_vanilla_dpo_to_the_last_bit():
+    g = torch.Generator().manual_seed(1)
+    pc, pr, rc, rr = (torch.randn(1000, generator=g) * 50 for _ in range(4))
+    for beta in (0.1, 0.5, 2.0):
+        assert torch.equal(losses.rdpo(pc, pr, rc, rr, beta, 0.0), losses.dpo(pc, pr, rc, rr, beta, beta))
+
+
+def test_simpo_and_orpo_closed_forms():
+    assert_close(losses.simpo(PC, PR, LEN, LEN, 2.0, 0.5), T(0.2014132780, 4.5110477448))
+    assert_close(losses.log_odds(T(-0.5, -1.5, -2.5)), T(0.4327521296, -1.2475175411, -2.4143495163))
+    assert_close(losses.orpo(PC, PR, LEN, LEN, 0.1), T(0.5170859217, 2.7903493527))
+
+
+def test_log_odds_stays_finite_near_certainty_and_for_long_unlikely_responses():
+    m = T(-1e-12, -50.0, -700.0)  # P = 1 - 1e-12, P = e^-50, P = e^-700 (underflows as a probability)
+    got = losses.log_odds(m)
+    assert torch.isfinite(got).all()
+    assert_close(got, T(math.log(1e12), -50.0, -700.0), rtol=1e-6, atol=1e-6)

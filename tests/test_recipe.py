@@ -89,6 +89,16 @@ def test_cli_dry_run_prints_resolved_recipe():
     assert "  beta: 0.05\n" in res.stdout and "  beta_rejected: 0.05\n" in res.stdout
 
 
+def test_loss_variants_belong_to_prefopt_dpo():
+    res = run_cli("dpo", "--recipe", "recipes/tiny/dpo.yaml", "--set", "loss.variant=simpo", "--dry-run")
+    assert res.returncode == 0 and "  variant: simpo\n" in res.stdout
+    res = run_cli("ipo", "--recipe", "recipes/tiny/dpo.yaml", "--set", "loss.variant=simpo", "--set", "train.max_steps=1")
+    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1] == (
+        "prefopt ipo: loss.variant: `simpo` is a variant of `prefopt dpo`, not of `prefopt ipo`")
+    res = run_cli("dpo", "--recipe", "recipes/tiny/dpo.yaml", "--set", "loss.variant=orpo", "--set", "loss.sft_weight=1")
+    assert res.returncode == 2 and "flex-β and loss.sft_weight belong to the dpo variant, not `orpo`" in res.stderr
+
+
 def test_the_command_is_the_only_home_of_the_objective():
     res = run_cli("ipo", "--recipe", "recipes/tiny/dpo.yaml", "--set", "loss.name=slic", "--dry-run")
     assert res.returncode == 2 and "unknown key `loss.name`" in res.stderr

@@ -168,3 +168,21 @@ def test_every_objective_trains_and_saves(cmd, tmp_path):
 
     cls = AutoModelForSequenceClassification if cmd == "rm" else AutoModelForCausalLM
     cls.from_pretrained(out / "model")
+
+
+@pytest.mark.parametrize("variant", ["rdpo", "nca", "apo_zero", "simpo", "orpo"])
+def test_every_dpo_variant_trains_with_finite_3d_metrics(recipe_file, tmp_path, variant):
+    from prefopt.objectives import objective_for
+
+    extra = {"rdpo": ["loss.label_smoothing=0.1"], "simpo": ["loss.beta=2.0", "loss.margin=0.5"]}.get(variant, [])
+    recipe = load_recipe(recipe_file, [f"train.output_dir={tmp_path / variant}", f"loss.variant={variant}", *extra])
+    obj = objective_for("dpo", recipe.loss)
+    rows = read_rows(train(recipe, obj))
+    logged = {k: v for row in rows for k, v in row.items()}
+    want = {"3d/log_grad_chosen", "3d/log_grad_rejected", "3d/log_grad_ratio", "3d/entropy", "3d/unseen_logp",
+            "rewards/accuracies", "eval/3d/log_grad_chosen"}
+    if obj.needs_reference:  # the reference-free ones (simpo, orpo) have no Δ to report
+        want |= {"3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/chosen_below_ref_frac"}
+    assert want <= set(logged), want - set(logged)
+    assert all(v == v and abs(v) != float("inf") for row in rows for v in row.values())
+    assert losses(rows)[0] != losses(rows)[-1]

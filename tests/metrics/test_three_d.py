@@ -7,7 +7,7 @@ from torch.testing import assert_close
 
 from prefopt.metrics.preference import Meter, batch_sums
 from prefopt.metrics.three_d import log_grad_magnitudes, logp_grads
-from prefopt.objectives import OBJECTIVES, Terms
+from prefopt.objectives import OBJECTIVES, VARIANTS, Terms
 from prefopt.schema import LossConfig
 
 CFG = LossConfig(beta=0.1, beta_chosen=0.1, beta_rejected=0.1)
@@ -19,9 +19,12 @@ def terms(c, r):
 
 
 def test_log_grads_match_autograd_with_respect_to_probabilities():
-    for name, cfg in (("dpo", CFG), ("ipo", CFG), ("slic", LossConfig(delta=5.0, sft_weight=0.3)),
-                      ("dpo", LossConfig(beta_chosen=0.3, beta_rejected=0.05, sft_weight=0.2))):
-        obj = OBJECTIVES[name]
+    variants = [(VARIANTS[name], cfg) for name, cfg in (
+        ("rdpo", LossConfig(beta=0.2, label_smoothing=0.2)), ("nca", CFG), ("apo_zero", LossConfig(beta=0.5)),
+        ("simpo", LossConfig(beta=2.0, margin=0.5)), ("orpo", LossConfig(beta=0.1)))]
+    for obj, cfg in [(OBJECTIVES[name], cfg) for name, cfg in (
+            ("dpo", CFG), ("ipo", CFG), ("slic", LossConfig(delta=5.0, sft_weight=0.3)),
+            ("dpo", LossConfig(beta_chosen=0.3, beta_rejected=0.05, sft_weight=0.2)))] + variants:
         pi_w, pi_l = D(0.3, 0.05).requires_grad_(), D(0.2, 0.4).requires_grad_()
         ref = terms((math.log(0.25), math.log(0.1)), (math.log(0.3), math.log(0.2)))
         loss = obj.loss(Terms(pi_w.log(), pi_l.log(), D(2.0, 3.0), D(2.0, 4.0)), ref, cfg).sum()
