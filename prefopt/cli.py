@@ -130,6 +130,23 @@ for _name, _help in {**TRAINERS, **PIPELINE}.items():
     _make(_name, _help)
 
 
+@app.command("compare")
+def compare_runs(runs: List[str] = typer.Argument(..., help="Run directories (each with metrics.jsonl)."),
+                 out: str = typer.Option("compare.png", "--out", "-o", help="Where to write the PNG.")):
+    """Runs side by side: one PNG of their 3D curves and a table of final metrics (works for any objective)."""
+    try:
+        from pathlib import Path
+
+        from prefopt.compare import compare, print_table
+
+        rows, png = compare(runs, Path(out))
+        print_table(rows)
+        typer.echo(f"plot: {png}")
+    except UserError as e:
+        typer.echo(f"prefopt compare: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="prefopt")

@@ -11,27 +11,27 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
 import yaml
+
+from prefopt.compare import final_metrics
 
 METRICS = ("loss", "rewards/accuracies", "rewards/margins", "3d/drop_ratio", "3d/chosen_below_ref_frac",
            "3d/unseen_logp", "eval/loss", "eval/rewards/accuracies")
 
 
 def collect(root: Path) -> list[dict]:
-    """One row per finished run under `root`: β values from its recipe, last logged value of each metric."""
+    """One row per finished run under `root`: β values from its recipe, last logged value of each metric
+    (read by `prefopt compare`'s own reader, so the sweep table and `prefopt compare` agree)."""
     rows = []
     for run in sorted(p for p in root.iterdir() if (p / "metrics.jsonl").exists() and (p / "recipe.yaml").exists()):
         loss = yaml.safe_load((run / "recipe.yaml").read_text())["loss"]
-        logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        found = final_metrics(run, METRICS)
         row = {"run": run.name, "beta": loss["beta"], "beta_chosen": loss["beta_chosen"],
-               "beta_rejected": loss["beta_rejected"], "steps": max(r["step"] for r in logged)}
-        for key in METRICS:
-            vals = [r[key] for r in logged if key in r]
-            row[key] = vals[-1] if vals else float("nan")
+               "beta_rejected": loss["beta_rejected"], "steps": found["steps"]}
+        row.update({key: float("nan") if found[key] is None else found[key] for key in METRICS})
         rows.append(row)
     if not rows:
         sys.exit(f"collect_sweep: no run directories with recipe.yaml and metrics.jsonl under {root}")
