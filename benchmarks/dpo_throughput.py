@@ -85,9 +85,9 @@ log: {{every: 5, console: false}}
 eval: {{probe_size: 0}}
 """)
     if os.environ.get("PROFILE") == "1":  # in-process, under torch.profiler: where the step time goes
+        from prefopt.loop import Trainer
         from prefopt.objectives import OBJECTIVES
         from prefopt.recipe import load_recipe
-        from prefopt.train import Trainer
 
         trainer = Trainer(load_recipe(recipe_path), OBJECTIVES["dpo"], resume=False)
         acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]

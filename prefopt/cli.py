@@ -69,20 +69,20 @@ def _run(command: str, recipe_path: str, overrides, dry_run: bool, resume: bool)
             typer.echo(dump_recipe(recipe), nl=False)
             return
         _quiet_libraries()
-        from prefopt.train import run_dir_of
+        from prefopt.loop import run_dir_of
 
         if command == "generate":
-            from prefopt.generate import generate
+            from prefopt.generation import generate
 
             out = generate(recipe, run_dir_of(recipe))
         elif command == "judge":
-            from prefopt.judge import judge
+            from prefopt.judging import judge
 
             judge(recipe, run_dir_of(recipe))
             out = run_dir_of(recipe)
         else:
+            from prefopt.loop import train
             from prefopt.objectives import objective_for
-            from prefopt.train import train
 
             out = train(recipe, objective_for(command, recipe.loss), resume=resume)
         if int(os.environ.get("RANK", 0)) == 0:

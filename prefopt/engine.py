@@ -116,7 +116,7 @@ def begin_micro_step(engine) -> None:
 
     ZeRO (stages 1-3) counts micro-steps there (`clear_backward_seen_flag`): without it every micro-batch's
     gradient overwrites the last instead of accumulating, so `train.grad_accum > 1` would learn from the final
-    micro-batch only (seen with DeepSpeed 0.19.8; tests/test_train.py checks accumulation at every stage).
+    micro-batch only (seen with DeepSpeed 0.19.8; tests/test_loop.py checks accumulation at every stage).
     """
     clear = getattr(engine.optimizer, "clear_backward_seen_flag", None)
     if engine.zero_optimization_stage() > 0 and clear is not None:

@@ -42,14 +42,14 @@ def minibatches(recipe, world: int) -> int:
 
 def make_reward(recipe, run_dir, world: int):
     """[(prompt, response text, reference answer)] -> [score or None], through `judge`'s scorers."""
-    from prefopt.judge import make_scorer
+    from prefopt.judging import make_scorer
 
     reward = recipe.ppo.reward
     judged = dataclasses.replace(recipe, judge=dataclasses.replace(recipe.judge, kind=reward.kind,
                                                                    rm_path=reward.path or recipe.judge.rm_path))
     if reward.kind != "rm":
         return make_scorer(judged, run_dir)
-    from prefopt.judge.rm import RMJudge
+    from prefopt.judging.rm import RMJudge
 
     return RMJudge(judged, models.load_reward(judged, world)).score_all
 

@@ -37,6 +37,18 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     return recipe
 
 
+def apply_overrides(recipe: Recipe, overrides: list[str] = ()) -> Recipe:
+    """A validated copy of an in-memory recipe with `a.b=c` overrides applied (the Python API's `--set`)."""
+    raw, origins = recipe_to_dict(recipe), {}
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_path(raw, key.split("."), value, f"--set {item}")
+        origins[key] = f"--set {item}"
+    built = _build(Recipe, raw, "", origins, "<recipe>")
+    _check(built, origins, "<recipe>")
+    return built
+
+
 def _default_name(path: Path) -> str:
     """recipes/tiny/dpo.yaml -> tiny_dpo (the path below `recipes/`); any other file -> its stem."""
     parts = path.resolve().with_suffix("").parts

@@ -162,7 +162,7 @@ class JudgeConfig:
     base_url: str = "https://api.openai.com/v1"  # llm: any OpenAI-compatible chat-completions endpoint
     model: str = "gpt-4o"  # llm: the judge model's name at that endpoint
     api_key_env: str = "OPENAI_API_KEY"  # llm: name of the environment variable holding the key (never logged)
-    template: Optional[str] = None  # llm: rubric prompt file; default prefopt/judge/rubric.txt
+    template: Optional[str] = None  # llm: rubric prompt file; default prefopt/judging/rubric.txt
     concurrency: int = 8  # llm: requests in flight
     timeout: float = 60.0  # llm: seconds per request
     max_retries: int = 5  # llm: per candidate, for 429/5xx/network errors and replies without `Score: N`

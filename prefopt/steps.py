@@ -1,6 +1,6 @@
 """The step of the offline objectives (sft, dpo, ipo, slic, rm): one optimizer update on one global batch.
 
-A step object is what an objective supplies to the one loop (prefopt/train.py): `start` (the data stream from a
+A step object is what an objective supplies to the one loop (prefopt/loop.py): `start` (the data stream from a
 resume point), `run` (one update, adding its metrics to the meter), `data_state` and `state_dict` (what a
 checkpoint keeps), and `engines` (trainable engines besides the policy's, checkpointed with it). PPO's is in
 prefopt/ppo.py.

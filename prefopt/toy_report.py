@@ -27,10 +27,10 @@ RUNS = {
 
 def run_all(seed: int, out_root: Path, labels=None, root: Path = Path(".")) -> dict[str, list[dict]]:
     """Train every toy recipe (in this process) with `train.seed=seed`; label -> metrics rows."""
+    from prefopt.loop import train
     from prefopt.objectives import OBJECTIVES
     from prefopt.recipe import load_recipe
     from prefopt.sinks import read_metrics
-    from prefopt.train import train
 
     out = {}
     for label in labels or RUNS:

@@ -49,4 +49,5 @@ def test_cli_writes_the_png_and_prints_the_final_values(tmp_path):
     rows, _ = compare([dpo, ppo], tmp_path / "again.png")
     assert [r["3d/delta_rejected"] for r in rows] == [-4.5, -0.375]
     res = run_cli("compare", dpo, tmp_path / "missing")
-    assert res.returncode == 2 and res.stderr.strip() == f"prefopt compare: {tmp_path / 'missing'}: not a run directory (no metrics.jsonl)"
+    missing = tmp_path / "missing"
+    assert res.returncode == 2 and res.stderr.strip() == f"prefopt compare: {missing}: not a run directory (no metrics.jsonl)"

@@ -12,10 +12,10 @@ from prefopt.data.collate import Collator
 from prefopt.data.loader import TokenizedData
 from prefopt.engine import setup_distributed
 from prefopt.logprobs import sequence_logps
+from prefopt.loop import train
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
 from prefopt.tasks import arith
-from prefopt.train import train
 from tests import independent
 from tests.conftest import read_rows, write_jsonl
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from prefopt import rl
+from prefopt.loop import Trainer, train
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
-from prefopt.train import Trainer, train
 from tests.conftest import read_rows, run_cli
 
 RECIPE = "recipes/tiny/ppo.yaml"
@@ -179,7 +179,7 @@ def test_cli_help_dry_run_and_bad_input_behave_like_every_command(tmp_path):
 
 
 def test_llm_reward_through_a_misbehaving_local_judge_with_k3_and_a_policy_critic(tmp_path, monkeypatch):
-    from tests.judge.test_llm import Server
+    from tests.judging.test_llm import Server
 
     monkeypatch.setenv("PREFOPT_TEST_KEY", "sk-secret")
     server = Server()  # a 429 every 3rd request, a reply without a score every 4th: both retried

@@ -2,7 +2,7 @@
 
 import pytest
 
-from prefopt.judge.rule import equal, extract_answer, score
+from prefopt.judging.rule import equal, extract_answer, score
 
 
 @pytest.mark.parametrize("response, reference, expected", [

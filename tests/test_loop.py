@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from prefopt.loop import train
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
 from prefopt.tasks import arith
-from prefopt.train import train
 from tests.conftest import read_rows, run_cli, write_jsonl
 
 TINY_KEYS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",

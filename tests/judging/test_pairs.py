@@ -1,6 +1,6 @@
 """Pairing: best/worst from the policy, reference/other modes, drops counted per reason; eval summary."""
 
-from prefopt.judge import eval_summary, make_pairs
+from prefopt.judging import eval_summary, make_pairs
 from prefopt.schema import Recipe
 
 

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from prefopt.errors import UserError
 from prefopt.fsutil import write_atomic
-from prefopt.judge import rule
+from prefopt.judging import rule
 from prefopt.recipe import dump_recipe
 from prefopt.schema import Recipe
 
@@ -50,11 +50,11 @@ def make_scorer(recipe: Recipe, run_dir: Path):
     if j.kind == "rule":
         return lambda items: [rule.score(resp, ref) for _, resp, ref in items]
     if j.kind == "llm":
-        from prefopt.judge.llm import LLMJudge
+        from prefopt.judging.llm import LLMJudge
 
         judge = LLMJudge(j, Path(j.cache or run_dir / "judge_cache.jsonl"))
         return lambda items: judge.score_all([(_text(prompt), resp, ref) for prompt, resp, ref in items])
-    from prefopt.judge.rm import RMJudge
+    from prefopt.judging.rm import RMJudge
 
     return RMJudge(recipe).score_all
 

@@ -4,7 +4,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prefopt.judge.llm import LLMJudge
+from prefopt.judging.llm import LLMJudge
 from prefopt.schema import JudgeConfig
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from prefopt.judge import judge
+from prefopt.judging import judge
 from prefopt.recipe import load_recipe
 from tests.conftest import ROOT, run_cli, write_jsonl
 
@@ -23,4 +23,4 @@ def test_rm_run_output_scores_generations(tmp_path):
     assert counts["candidates judged"] == 5
     assert counts.get("kept", 0) == len(pairs) >= 1  # prompt 0's three candidates get distinct rewards
     assert all(isinstance(p["scores"]["chosen"], float) and p["scores"]["chosen"] > p["scores"]["rejected"] for p in pairs)
-    assert (ROOT / "prefopt" / "judge" / "rubric.txt").exists()
+    assert (ROOT / "prefopt" / "judging" / "rubric.txt").exists()
