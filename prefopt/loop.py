@@ -96,7 +96,7 @@ class Trainer:
         return steps
 
     def _probe(self) -> list[dict]:
-        source = self.eval_data or self.train_data
+        source = self.eval_data if self.eval_data is not None else self.train_data
         prompts = []
         for ex in source:
             prompts.append(self.tok.decode(ex["prompt_ids"], skip_special_tokens=True))

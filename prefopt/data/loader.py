@@ -61,6 +61,9 @@ class TokenizedData:
             raise TypeError("streaming data has no length")
         return len(self.items)
 
+    def __bool__(self) -> bool:  # a source is never "empty" in a test of `data or other` (streams have no len)
+        return True
+
     def report(self) -> str:
         """One line for the console: rows kept (by record shape), skipped per reason, truncated, notes."""
         kept = f"{len(self.items)} rows" if self.items is not None else "streaming (counts so far)"
