@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, clean_env, read_rows
-from tests.scripts.slurm_helpers import tiny_recipe, wait_done
+from tests.scripts.slurm_helpers import release_requeue_hold, tiny_recipe, wait_done
 
 ENV = clean_env()
 ENV.update(PYTHON=sys.executable, CPU_PROCS_PER_NODE="2", PYTHONWARNINGS="ignore")
@@ -109,6 +109,7 @@ def test_requeued_job_resumes_to_the_same_final_loss(tmp_path):
             break
         time.sleep(0.2)
     subprocess.run(["scontrol", "requeue", job], check=True)
+    release_requeue_hold(job)
     wait_done(job)
     log = "".join(p.read_text() for p in tmp_path.glob("cut-*.out"))
     assert "resumed from step" in log and "(restart 1)" in log, log[-3000:]
