@@ -143,6 +143,8 @@ class PPOStep:
     def _score(self, samples: list[dict]) -> None:
         """Old and reference log-probs, values and entropies per token, and the reward's score per response."""
         t, temp = self.t, self.p.temperature
+        if self.p.reward.kind == "rule" and any(s["answer"] is None for s in samples):
+            raise UserError("ppo.reward.kind: rule needs the reference `answer` field in every data.train record")
         for start in range(0, len(samples), self.micro):
             part = samples[start:start + self.micro]
             batch = self._batch(part)
@@ -154,8 +156,6 @@ class PPOStep:
                     policy.logps, ref.logps, values, policy.entropy))):
                 s.update(old_logps=old, ref_logps=ref_lp, values=v, entropy=float(ent.sum()))
         texts = t.tok.batch_decode([s["completion_ids"] for s in samples], skip_special_tokens=True)
-        if self.p.reward.kind == "rule" and any(s["answer"] is None for s in samples):
-            raise UserError("ppo.reward.kind: rule needs the reference `answer` field in every data.train record")
         scores = self.score([(s["prompt"], text, "" if s["answer"] is None else str(s["answer"]))
                              for s, text in zip(samples, texts)])
         for s, score in zip(samples, scores):
@@ -165,16 +165,15 @@ class PPOStep:
     def _advantages(self, rollout: list[dict], beta: float) -> dict[str, torch.Tensor]:
         """Per-token KL, shaped rewards, GAE and whitening over the whole rollout; the rollout's statistics."""
         pad = lambda key: torch.nn.utils.rnn.pad_sequence([s[key] for s in rollout], batch_first=True)
-        mask = pad("old_logps").new_zeros(len(rollout), max(len(s["old_logps"]) for s in rollout))
-        for i, s in enumerate(rollout):
-            mask[i, :len(s["old_logps"])] = 1
-        kl = rl.kl_penalty(pad("old_logps"), pad("ref_logps"), self.p.kl_estimator) * mask
+        old_logps = pad("old_logps")
+        lengths = torch.tensor([len(s["old_logps"]) for s in rollout])
+        mask = (torch.arange(old_logps.shape[1]) < lengths[:, None]).to(old_logps.dtype)
+        kl = rl.kl_penalty(old_logps, pad("ref_logps"), self.p.kl_estimator) * mask
         scores = torch.tensor([s["score"] for s in rollout])
         rewards = rl.shaped_rewards(kl, scores, mask, beta)
         advantages, returns = rl.gae(rewards, pad("values"), mask, self.p.gamma, self.p.lam)
         advantages = rl.masked_whiten(advantages, mask)
-        for i, s in enumerate(rollout):
-            n = len(s["old_logps"])
+        for i, (s, n) in enumerate(zip(rollout, lengths.tolist())):
             s["advantages"], s["returns"] = advantages[i, :n], returns[i, :n]
         non_score = (-beta * kl).sum(-1)
         return {"objective/kl": kl.sum(-1).mean(), "objective/entropy": torch.tensor([s["entropy"] for s in rollout]).mean(),

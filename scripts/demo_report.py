@@ -7,6 +7,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from prefopt.compare import final
+
 RUNS = {"SFT model": "eval_sft", "DPO": "eval_dpo", "DPO + SFT": "eval_dpo_sft", "PPO": "eval_ppo"}
 TRAINED = {"DPO": "dpo", "DPO + SFT": "dpo_sft", "PPO": "ppo"}
 THREE_D = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/log_grad_ratio", "3d/chosen_below_ref_frac",
@@ -14,8 +16,9 @@ THREE_D = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/log_grad
 
 
 def last(rows, key):
-    vals = [r[key] for r in rows if key in r]
-    return vals[-1] if vals else float("nan")
+    """The run's last logged value of `key` (nan when it never logged it), read as `prefopt compare` reads it."""
+    value = final(rows, key, eval_fallback=False)
+    return float("nan") if value is None else value
 
 
 def rows_of(path: Path) -> list[dict]:
