@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from prefopt.fsutil import write_atomic
+from prefopt.fsutil import replace_dir, write_atomic
 from prefopt.schema import Recipe
 
 SINGLE_RANK_PERSISTENCE = 10**12  # parameters below this many elements are never partitioned
@@ -143,6 +143,8 @@ TAG = "state"
 def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int, extra: dict | None = None) -> Path:
     """Write `root/step-N` through a temporary name and an atomic rename; then point `root/latest` at it.
 
+    Frozen parameters are left out: they never change (a LoRA run's base weights) and load again from model.path.
+
     The policy engine (and `client_state`) go to `step-N/` itself; each of `extra` (e.g. PPO's critic) to
     `step-N/<name>/`, inside the same atomic rename, so a checkpoint is complete or absent.
     """
@@ -153,9 +155,9 @@ def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int
     if dist.get_rank() == 0 and tmp.exists():
         shutil.rmtree(tmp)
     dist.barrier()
-    engine.save_checkpoint(str(tmp), tag=TAG, client_state=client_state)
+    engine.save_checkpoint(str(tmp), tag=TAG, client_state=client_state, exclude_frozen_parameters=True)
     for name, other in (extra or {}).items():
-        other.save_checkpoint(str(tmp / name), tag=TAG)
+        other.save_checkpoint(str(tmp / name), tag=TAG, exclude_frozen_parameters=True)
     dist.barrier()
     if dist.get_rank() == 0:
         if final.exists():
@@ -176,14 +178,22 @@ def load_latest(engine, root: Path, extra: dict | None = None) -> dict | None:
     if not pointer.exists():
         return None
     path = root / pointer.read_text().strip()
-    _, client = engine.load_checkpoint(str(path), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True)
+    _, client = engine.load_checkpoint(str(path), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True,
+                                       load_module_strict=_all_trainable(engine))
     for name, other in (extra or {}).items():
-        other.load_checkpoint(str(path / name), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True)
+        other.load_checkpoint(str(path / name), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True,
+                              load_module_strict=_all_trainable(other))
     return client
 
 
-def export_hf(engine, tokenizer, out: Path, rank: int) -> None:
-    """Save the policy as a HF directory (`from_pretrained`-loadable), gathered from ZeRO-3 when sharded."""
+def _all_trainable(engine) -> bool:
+    """Checkpoints leave out frozen weights (a LoRA run's base: they never change and reload from model.path), so
+    only a model without frozen weights can demand that every key is in the checkpoint."""
+    return all(p.requires_grad for p in engine.module.parameters())
+
+
+def gathered_state(engine, rank: int) -> dict | None:
+    """The module's full state dict as fp32 CPU tensors on rank 0 (gathered when ZeRO-3 shards it); None elsewhere."""
     import deepspeed
 
     module = engine.module
@@ -191,18 +201,19 @@ def export_hf(engine, tokenizer, out: Path, rank: int) -> None:
     zero3 = any(hasattr(p, "ds_id") for p in params)
     ctx = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if zero3 else contextlib.nullcontext()
     with ctx:
-        if rank == 0:
-            tmp = out.with_name(f".tmp-{out.name}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone()
-                     for k, v in module.state_dict().items()}
-            if hasattr(module, "save_pretrained"):
-                module.save_pretrained(tmp, state_dict=state)
-                if tokenizer is not None:
-                    tokenizer.save_pretrained(tmp)
-            else:  # the toy: a plain torch module
-                tmp.mkdir(parents=True)
-                torch.save(state, tmp / "toy_mlp.pt")
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(tmp, out)
+        if rank != 0:
+            return None
+        return {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone()
+                for k, v in module.state_dict().items()}
 
+
+def export_hf(engine, tokenizer, out: Path, rank: int) -> None:
+    """Save the policy as a HF directory (`from_pretrained`-loadable), gathered from ZeRO-3 when sharded."""
+    state, module = gathered_state(engine, rank), engine.module
+    if rank != 0:
+        return
+    if hasattr(module, "save_pretrained"):
+        replace_dir(out, lambda tmp: (module.save_pretrained(tmp, state_dict=state),
+                                      tokenizer is not None and tokenizer.save_pretrained(tmp)))
+    else:  # the toy: a plain torch module
+        replace_dir(out, lambda tmp: (tmp.mkdir(parents=True), torch.save(state, tmp / "toy_mlp.pt")))

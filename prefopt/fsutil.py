@@ -14,3 +14,16 @@ def write_atomic(path: str | Path, text: str) -> Path:
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def replace_dir(out: str | Path, write) -> Path:
+    """Fill a temporary sibling of directory `out` with `write(tmp)`, then rename it onto `out`."""
+    import shutil
+
+    out = Path(out)
+    tmp = out.with_name(f".tmp-{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out

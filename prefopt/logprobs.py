@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from prefopt.lora import base_model
+
 
 @dataclass
 class SeqLogps:
@@ -26,6 +28,7 @@ class SeqLogps:
 
 def backbone_and_head(model):
     """Split a causal LM into the transformer body (returns hidden states) and its output projection."""
+    model = base_model(model)  # a LoRA policy: the transformers model, whose layers carry the adapters
     body = getattr(model, model.base_model_prefix, None) if hasattr(model, "base_model_prefix") else None
     if body is None or body is model:
         raise TypeError(f"{type(model).__name__}: cannot find the transformer body to run without the LM head")
@@ -64,9 +67,13 @@ def token_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool
     body, head = backbone_and_head(model)
     feats, targets, rows = _response_features(body, batch)
     token_lp, token_ent = [], []
+    grad = torch.is_grad_enabled() and feats.requires_grad
+    frozen_weight = frozen_head_weight(head) if grad else None
     for f, t in zip(feats.split(chunk_tokens), targets.split(chunk_tokens)):
         logits = None
-        if torch.is_grad_enabled() and f.requires_grad:  # keep no fp32 logits for backward: recompute them there
+        if grad and frozen_weight is not None:
+            token_lp.append(checkpoint(_linear_logps, frozen_weight, f, t, temperature, use_reentrant=False))
+        elif grad:  # keep no fp32 logits for backward: recompute them there
             token_lp.append(checkpoint(_token_logps, head, f, t, temperature, use_reentrant=False))
         else:
             logits = _scaled(head(f), temperature)
@@ -94,6 +101,7 @@ def sequence_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: b
 
 def token_values(model, batch: dict) -> Tensor:
     """Critic values V(x, y_<t) for every response token y_t, from a sequence-score model's head at every position."""
+    model = base_model(model)
     body = getattr(model, model.base_model_prefix)
     feats, _, _ = _response_features(body, batch)
     return model.score(feats).squeeze(-1).float()
@@ -118,6 +126,32 @@ def _scaled(logits: Tensor, temperature: float) -> Tensor:
 def _token_logps(head, feats: Tensor, targets: Tensor, temperature: float) -> Tensor:
     """log softmax(head(feats) / T)[target] per position, in fp32 (the checkpointed unit)."""
     return _logps_of(_scaled(head(feats), temperature), targets)
+
+
+def _linear_logps(weight: Tensor, feats: Tensor, targets: Tensor, temperature: float) -> Tensor:
+    """The same for a frozen linear head given as a plain tensor (the checkpointed unit of a LoRA run)."""
+    return _logps_of(_scaled(feats @ weight.t(), temperature), targets)
+
+
+def frozen_head_weight(head) -> Tensor | None:
+    """A frozen linear head's weight as a plain tensor (gathered and copied under ZeRO-3); None for a trainable head.
+
+    Backward recomputes each chunk's logits. DeepSpeed ZeRO-3 fetches a *trainable* head again for that recompute,
+    but releases a frozen one (a LoRA run's head) before it, so the recompute would see an empty shard. Passing the
+    weight into the checkpoint as a tensor makes the recompute independent of the hooks.
+    """
+    import contextlib
+
+    weight = getattr(head, "weight", None)
+    if not isinstance(head, torch.nn.Linear) or head.bias is not None or weight.requires_grad:
+        return None
+    if not hasattr(weight, "ds_id"):
+        return weight.detach()
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters([weight]) if weight.ds_status.name == "NOT_AVAILABLE" else \
+            contextlib.nullcontext():
+        return weight.detach().clone()
 
 
 def _logps_of(logits: Tensor, targets: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from prefopt import builtin, faults, models, plots, probe, refcache, toy
+from prefopt import builtin, faults, lora, models, plots, probe, refcache, toy
 from prefopt import engine as eng
 from prefopt.data.collate import Collator
 from prefopt.data.loader import TokenizedData
@@ -61,9 +61,10 @@ class Trainer:
         step_kind = obj.step()
         self.total_steps = self._total_steps(step_kind.global_batch(recipe, self.world))
         policy = models.load_policy(recipe, obj.head, self.world, recipe.train.seed)
-        self.ref = None
+        self.ref = None  # used through lora.as_reference: a LoRA policy is its own reference, adapters off
         if obj.needs_reference:
-            self.ref = eng.build_frozen(models.load_reference(recipe, policy, self.world), recipe, self.world)
+            self.ref = policy if lora.enabled(recipe) else \
+                eng.build_frozen(models.load_reference(recipe, policy, self.world), recipe, self.world)
         optimizer_steps = self.total_steps * step_kind.optimizer_steps(recipe, self.world)
         self.engine = eng.build_engine(policy, recipe, self.world, optimizer_steps)
         self.probe = self._probe() if obj.has_logps else []
@@ -102,8 +103,8 @@ class Trainer:
             prompts.append(self.tok.decode(ex["prompt_ids"], skip_special_tokens=True))
             if len(prompts) >= self.recipe.eval.probe_size:
                 break
-        model = self.ref if self.ref is not None else self.engine.module
-        return probe.build_probe(self.recipe, self.tok, model, prompts, self.recipe.train.seed)
+        with lora.as_reference(self.ref if self.ref is not None else self.engine.module) as model:
+            return probe.build_probe(self.recipe, self.tok, model, prompts, self.recipe.train.seed)
 
     def _precompute(self) -> None:
         r = self.recipe
@@ -113,8 +114,9 @@ class Trainer:
             if data is None:
                 continue
             key = refcache.cache_key(r, ref_path, builtin.resolve(spec))
-            data.attach_reference(refcache.precompute(r, self.ref, data, key, cache_dir, self.tok.pad_token_id,
-                                                      self.note))
+            with lora.as_reference(self.ref) as ref:
+                data.attach_reference(refcache.precompute(r, ref, data, key, cache_dir, self.tok.pad_token_id,
+                                                          self.note))
         self.ref = None  # the live reference is no longer needed: free its memory
 
     def _resume(self) -> None:
@@ -148,8 +150,8 @@ class Trainer:
             if "ref_logps" in b:
                 ref_lp = b["ref_logps"]
             else:
-                with torch.no_grad():
-                    ref_lp = sequence_logps(self.ref, b).logps
+                with torch.no_grad(), lora.as_reference(self.ref) as ref_model:
+                    ref_lp = sequence_logps(ref_model, b).logps
             ref = _split(ref_lp, ent.tokens, b["n_pairs"])
         return obj.loss(pol, ref, self.recipe.loss), pol, ref, ent
 
@@ -255,7 +257,12 @@ class Trainer:
     def _finish(self, step: int) -> Path:
         if self.recipe.train.save_every:
             self._checkpoint(step)
-        eng.export_hf(self.engine, self.tok, self.run_dir / "model", self.rank)
+        if lora.enabled(self.recipe):
+            state = eng.gathered_state(self.engine, self.rank)
+            if self.rank == 0:
+                lora.export(state, self.engine.module, self.tok, self.recipe, self.obj.head, self.run_dir)
+        else:
+            eng.export_hf(self.engine, self.tok, self.run_dir / "model", self.rank)
         images = {}
         if self.rank == 0:
             images["3d"] = plots.plot_3d(read_metrics(self.run_dir), self.run_dir / "plots" / "3d.png",

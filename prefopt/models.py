@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from prefopt import builtin, toy
+from prefopt import builtin, lora, toy
 from prefopt.errors import UserError
 from prefopt.schema import Recipe
 
@@ -79,7 +79,8 @@ def _load(auto_cls, path: str, recipe: Recipe, world: int, where: str = "model.p
 
 
 def load_policy(recipe: Recipe, head: str, world: int, seed: int):
-    """The trainable model: a causal LM, a sequence-score model (rm), or the pretrained toy MLP."""
+    """The trainable model: a causal LM, a sequence-score model (rm), or the pretrained toy MLP; with `lora:`, the
+    model under fresh adapters (only they train)."""
     m = recipe.model
     _zero3_init(recipe, world)
     if m.kind == "toy_mlp":
@@ -99,7 +100,7 @@ def load_policy(recipe: Recipe, head: str, world: int, seed: int):
     if m.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    return model
+    return lora.wrap(model, recipe, head) if lora.enabled(recipe) else model
 
 
 def load_reference(recipe: Recipe, policy, world: int):
@@ -144,7 +145,7 @@ def load_critic(recipe: Recipe, world: int):
         critic.config.pad_token_id = load_tokenizer(recipe).pad_token_id
     if recipe.model.gradient_checkpointing:
         critic.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return critic
+    return lora.wrap(critic, recipe, "score") if lora.enabled(recipe) else critic
 
 
 def _zero_init(param) -> None:

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from prefopt import engine as eng
-from prefopt import models, rl
+from prefopt import lora, models, rl
 from prefopt.data.loader import BatchStream
 from prefopt.data.tokenize import stop_ids
 from prefopt.errors import UserError
@@ -150,7 +150,8 @@ class PPOStep:
             batch = self._batch(part)
             counts = batch["completion_mask"][:, 1:].sum(-1).tolist()
             policy = token_logps(t.engine.module, batch, temperature=temp, with_entropy=True)
-            ref = token_logps(t.ref, batch, temperature=temp)
+            with lora.as_reference(t.ref) as ref_model:
+                ref = token_logps(ref_model, batch, temperature=temp)
             values = token_values(self.critic.module, batch)
             for s, old, ref_lp, v, ent in zip(part, *(x.float().cpu().split(counts) for x in (
                     policy.logps, ref.logps, values, policy.entropy))):

@@ -248,6 +248,12 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
         fail("data.chat_roles", f"expected a non-empty list of role names, got {r.data.chat_roles!r}")
     if r.data.infer_prompt and not r.data.assistant_marker:
         fail("data.assistant_marker", "must not be empty while data.infer_prompt is on")
+    if r.lora.rank < 0 or r.lora.alpha <= 0 or not 0 <= r.lora.dropout < 1:
+        fail("lora", f"expected rank >= 0, alpha > 0 and dropout in [0, 1), got {vars(r.lora)}")
+    if r.lora.rank and not (r.lora.target_modules and all(isinstance(m, str) and m for m in r.lora.target_modules)):
+        fail("lora.target_modules", f"expected a non-empty list of module names, got {r.lora.target_modules!r}")
+    if r.lora.rank and r.model.kind == "toy_mlp":
+        fail("lora.rank", "LoRA needs a transformers model, not model.kind: toy_mlp")
     p = r.ppo
     for key, value in (("ppo.rollout_batch_size", p.rollout_batch_size), ("ppo.epochs", p.epochs),
                        ("ppo.temperature", p.temperature), ("ppo.max_new_tokens", p.max_new_tokens),

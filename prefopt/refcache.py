@@ -38,7 +38,7 @@ def cache_key(recipe: Recipe, ref_path: str | None, data_path: str) -> str:
             "split": d.split, "max_length": d.max_length, "max_prompt_length": d.max_prompt_length,
             "fields": vars(d.fields), "on_bad_row": d.on_bad_row, "tokenizer": _fingerprint(m.tokenizer),
             "infer_prompt": d.infer_prompt, "assistant_marker": d.assistant_marker, "chat_roles": d.chat_roles,
-            "tokenization": TOKENIZATION_VERSION}
+            "tokenization": TOKENIZATION_VERSION, "lora": vars(recipe.lora) if recipe.lora.rank else None}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

@@ -32,6 +32,16 @@ class ModelConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters through peft: only they train; the reference is the same model with them disabled."""
+
+    rank: int = 0  # adapter rank r; 0: off (full fine-tuning)
+    alpha: float = 16.0  # scaling α (the update is α/r · B·A)
+    dropout: float = 0.0  # dropout on the adapter's input
+    target_modules: list = field(default_factory=lambda: ["all-linear"])  # module names, or all-linear (not the LM head)
+
+
+@dataclass
 class FieldsConfig:
     """Maps the record's column names onto prefopt's names."""
 
@@ -205,6 +215,7 @@ class PPOConfig:
 class Recipe:
     name: str = "recipe"  # names runs/<name>; defaults to the recipe file's path below recipes/
     model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
