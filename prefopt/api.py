@@ -29,7 +29,7 @@ def load(recipe: str | Path | Recipe, overrides=()) -> Recipe:
 
 
 def train(recipe: str | Path | Recipe, overrides=(), command: str = "dpo", resume: bool = False) -> Path:
-    """Run a training command (sft, dpo, ipo, slic, rm, ppo) on the recipe; returns the run directory."""
+    """Run a training command (sft, dpo, ipo, slic, kto, rm, ppo) on the recipe; returns the run directory."""
     from prefopt.loop import train as run
     from prefopt.objectives import objective_for
 

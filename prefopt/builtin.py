@@ -42,12 +42,12 @@ def resolve(spec: str | None) -> str | None:
     if len(parts) == 3 and parts[0] == "arith" and parts[2] in DATA_SIZES:
         from prefopt.tasks import arith
 
-        if parts[1] not in ("sft", "pairs", "prompts"):
-            raise UserError(f"{spec}: unknown arith kind `{parts[1]}` (sft, pairs, prompts)")
+        if parts[1] not in ("sft", "pairs", "unpaired", "prompts"):
+            raise UserError(f"{spec}: unknown arith kind `{parts[1]}` (sft, pairs, unpaired, prompts)")
         rows = lambda: arith.records(parts[1], parts[2], DATA_SIZES[parts[2]])
         return _write_jsonl(cache_dir() / f"arith-{parts[1]}-{parts[2]}.jsonl", rows)
     raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:toy/pairs, "
-                    "builtin:arith/{sft,pairs,prompts}/{train,test})")
+                    "builtin:arith/{sft,pairs,unpaired,prompts}/{train,test})")
 
 
 def _write_jsonl(path: Path, rows) -> str:

@@ -26,9 +26,10 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue from the run director
 TRAINERS = {
     "sft": "Supervised fine-tuning: token-mean NLL on the completion.",
     "dpo": "DPO (Eq. 5) with flex-β (loss.beta_chosen / loss.beta_rejected) and + SFT (loss.sft_weight); "
-           "loss.variant picks rdpo, nca, apo_zero, simpo or orpo instead.",
+           "loss.variant picks rdpo, nca, apo_zero, simpo, orpo or odpo instead.",
     "ipo": "IPO (Azar et al. Eq. 17): squared loss towards h = 1/(2τ), τ = loss.beta.",
     "slic": "SLiC-HF (Eq. 11): hinge on the log-prob margin, plus λ·NLL(chosen). No reference model.",
+    "kto": "KTO (Ethayarajh et al. Eq. 8) on unpaired feedback: {prompt, completion, label: true/false} records.",
     "rm": "Bradley-Terry reward model (Eq. 3) on a sequence-score head; `judge` and `ppo` load it.",
     "ppo": "RLHF-PPO (Eq. 4): rollouts scored by ppo.reward (a `prefopt rm` model, the rule or an LLM judge), "
            "a KL penalty to the reference, GAE, clipped policy and value losses.",

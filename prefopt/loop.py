@@ -22,8 +22,8 @@ from prefopt.data.collate import Collator
 from prefopt.data.loader import TokenizedData
 from prefopt.errors import UserError
 from prefopt.logprobs import sequence_logps, sequence_scores, to_device
-from prefopt.metrics.preference import Meter, batch_sums
-from prefopt.objectives import Objective, Terms, resolve_betas
+from prefopt.metrics.preference import Meter, batch_sums, side_sums
+from prefopt.objectives import NEEDS_SCORES, Objective, Terms, resolve_betas
 from prefopt.recipe import dump_recipe
 from prefopt.schema import Recipe
 from prefopt.sinks import Sinks, read_metrics
@@ -58,6 +58,14 @@ class Trainer:
             raise UserError("data.train: required (a JSONL/JSON/Parquet path, a save_to_disk dir or a hub id)")
         self.train_data = TokenizedData(d.train, obj.data_kind, self.tok, d, d.split)
         self.eval_data = TokenizedData(d.eval, obj.evaluated_as.data_kind, self.tok, d, d.eval_split) if d.eval else None
+        if recipe.train.precompute_ref and obj.data_kind == "unpaired":
+            raise UserError("train.precompute_ref: kto's KL rows pair each prompt with another row's completion, "
+                            "which depends on the batch; they cannot be precomputed")
+        if obj.needs_scores:  # fail before loading a model, naming the set
+            for key, data in (("data.train", self.train_data), ("data.eval", self.eval_data)):
+                first = next(iter(data), None) if data is not None else None
+                if first is not None and "score_chosen" not in first:
+                    raise UserError(f"{key}: the first pair has no scores; {NEEDS_SCORES}")
         step_kind = obj.step()
         self.total_steps = self._total_steps(step_kind.global_batch(recipe, self.world))
         policy = models.load_policy(recipe, obj.head, self.world, recipe.train.seed)
@@ -144,7 +152,7 @@ class Trainer:
             pol, ent = Terms(s[:n], s[n:]), None
         else:
             ent = sequence_logps(model, b, with_entropy=with_entropy)
-            pol = _split(ent.logps, ent.tokens, b["n_pairs"])
+            pol = _split(ent.logps, ent.tokens, b)
         ref = None
         if obj.needs_reference:
             if "ref_logps" in b:
@@ -152,12 +160,15 @@ class Trainer:
             else:
                 with torch.no_grad(), lora.as_reference(self.ref) as ref_model:
                     ref_lp = sequence_logps(ref_model, b).logps
-            ref = _split(ref_lp, ent.tokens, b["n_pairs"])
+            ref = _split(ref_lp, ent.tokens, b)
         return obj.loss(pol, ref, self.recipe.loss), pol, ref, ent
 
     def metrics_of(self, meter: Meter, batch: dict, obj: Objective, losses, pol, ref, ent) -> None:
         """Add a micro-batch's sums; counts come from host tensors, so nothing here waits for the device."""
         meter.add(batch_sums(obj, pol, ref, self.recipe.loss, losses), float(len(batch["idx"])))
+        if pol.labels is not None:  # unpaired: desirable and undesirable rows, each averaged over its own count
+            for (sums, mask) in zip(side_sums(obj, pol, ref, self.recipe.loss), (batch["labels"], ~batch["labels"])):
+                meter.add(sums, float(mask.sum()))
         if ent is not None and ent.entropy is not None:
             meter.add({"3d/entropy": ent.entropy.sum()}, float(batch["completion_mask"][:, 1:].sum()))
 
@@ -275,10 +286,14 @@ class Trainer:
         self.stop_requested = True
 
 
-def _split(values: torch.Tensor, tokens: torch.Tensor, n_pairs: int) -> Terms:
-    if n_pairs == 0:  # SFT rows
+def _split(values: torch.Tensor, tokens: torch.Tensor, batch: dict) -> Terms:
+    """Per-row values -> Terms, as the collator laid the rows out (see prefopt/data/collate.py)."""
+    n = batch["n_pairs"]
+    if n == 0:  # SFT rows
         return Terms(values, None, tokens, None)
-    return Terms(values[:n_pairs], values[n_pairs:], tokens[:n_pairs], tokens[n_pairs:])
+    if "labels" in batch:  # unpaired feedback: own completions, then the KL rows
+        return Terms(values[:n], None, tokens[:n], None, labels=batch["labels"], kl=values[n:])
+    return Terms(values[:n], values[n:], tokens[:n], tokens[n:], score_margin=batch.get("score_margin"))
 
 
 def train(recipe: Recipe, obj: Objective, resume: bool = False) -> Path:

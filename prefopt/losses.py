@@ -103,3 +103,30 @@ def orpo(chosen_logps: Tensor, rejected_logps: Tensor, chosen_tokens: Tensor, re
     odds over the length-normalised likelihood P(y|x) = exp(mean token log π)."""
     mean_w, mean_l = chosen_logps / chosen_tokens.clamp(min=1), rejected_logps / rejected_tokens.clamp(min=1)
     return -mean_w - weight * F.logsigmoid(log_odds(mean_w) - log_odds(mean_l))
+
+
+def odpo(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,
+         score_margin: Tensor, beta: float, offset_scale: float) -> Tensor:
+    """DPO with an offset (Amini et al. 2024, Eq. 9): L = -log σ(βh - Δ_r), Δ_r = α·log(s_w - s_l).
+
+    The offset asks for a larger margin where the judge preferred y_w more strongly (§4 uses f = log of the
+    score difference). With α = 0 it is vanilla DPO bit for bit.
+    """
+    h = (chosen_logps - ref_chosen_logps) - (rejected_logps - ref_rejected_logps)
+    offset = offset_scale * torch.log(score_margin.to(h.dtype))
+    return -F.logsigmoid(beta * h - offset)
+
+
+def kto(logps: Tensor, ref_logps: Tensor, kl_logps: Tensor, ref_kl_logps: Tensor, desirable: Tensor, beta: float,
+        desirable_weight: float, undesirable_weight: float) -> Tensor:
+    """KTO (Ethayarajh et al. 2024, Eq. 8) on unpaired feedback: L = λ_y - v(x, y), with r = log π/π_ref and
+    v = λ_D·σ(β(r - z₀)) for a desirable y, λ_U·σ(β(z₀ - r)) for an undesirable one.
+
+    z₀ = max(0, mean KL estimate) over the batch's mismatched pairs (each prompt with another row's completion),
+    detached as in the paper (§4.1): it only sets the reference point, it is not optimised.
+    """
+    r = logps - ref_logps
+    z0 = (kl_logps - ref_kl_logps).mean().clamp(min=0).detach()
+    weight = torch.where(desirable, torch.full_like(r, desirable_weight), torch.full_like(r, undesirable_weight))
+    value = weight * torch.sigmoid(beta * torch.where(desirable, r - z0, z0 - r))
+    return weight - value

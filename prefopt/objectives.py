@@ -18,12 +18,19 @@ from prefopt.schema import LossConfig
 
 @dataclass
 class Terms:
-    """Per-example quantities of one batch: log-probs (sums over response tokens) or rewards, and lengths."""
+    """Per-example quantities of one batch: log-probs (sums over response tokens) or rewards, and lengths.
+
+    Unpaired feedback (KTO) puts each row's completion in `chosen`, its desirability in `labels`, and the
+    mismatched rows of the KL estimate in `kl`; ODPO's per-pair score differences ride in `score_margin`.
+    """
 
     chosen: Tensor
     rejected: Optional[Tensor] = None
     chosen_tokens: Optional[Tensor] = None
     rejected_tokens: Optional[Tensor] = None
+    labels: Optional[Tensor] = None  # KTO: True where the completion is desirable
+    kl: Optional[Tensor] = None  # KTO: log π of each prompt with another row's completion
+    score_margin: Optional[Tensor] = None  # ODPO: score(y_w) - score(y_l) per pair
 
     def reduced(self, how: str) -> tuple[Tensor, Tensor]:
         """(chosen, rejected) as sums, or per-token means when `loss.logps: mean`."""
@@ -82,6 +89,21 @@ def _orpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
     return losses.orpo(p.chosen, p.rejected, p.chosen_tokens, p.rejected_tokens, c.beta)
 
 
+NEEDS_SCORES = ("loss.variant: odpo needs numeric `score_chosen` and `score_rejected` in every pair of data.train and "
+                "data.eval (`prefopt judge` writes them, UltraFeedback has them; other names: data.fields.*)")
+
+
+def _odpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    if p.score_margin is None:
+        raise UserError(NEEDS_SCORES)
+    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
+    return losses.odpo(pc, pr, rc, rr, p.score_margin, c.beta, c.offset_scale)
+
+
+def _kto(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    return losses.kto(p.chosen, r.chosen, p.kl, r.kl, p.labels, c.beta, c.desirable_weight, c.undesirable_weight)
+
+
 def _length_normalised_rewards(p: Terms, r: Terms, c: LossConfig) -> tuple[Tensor, Tensor]:
     """SimPO's implicit reward β·mean log π; ORPO's log odds have the same ordering, so one function serves both."""
     return c.beta * p.chosen / p.chosen_tokens.clamp(min=1), c.beta * p.rejected / p.rejected_tokens.clamp(min=1)
@@ -114,13 +136,14 @@ class Objective:
     """
 
     name: str
-    data_kind: str  # "preference" (triples), "sft" (prompt, completion) or "prompt" (PPO rollouts)
+    data_kind: str  # "preference" (triples), "sft" (prompt, completion), "unpaired" (kto) or "prompt" (ppo)
     head: str  # "lm": per-token log-probs; "score": a scalar reward per sequence
     needs_reference: bool
     loss: Optional[Callable[[Terms, Optional[Terms], LossConfig], Tensor]]  # per-example losses (offline data)
     rewards: Optional[Callable[[Terms, Optional[Terms], LossConfig], tuple[Tensor, Tensor]]]
     step: Callable[[], type] = _pair_step
     eval_as: Optional["Objective"] = None
+    needs_scores: bool = False  # every pair must carry judge scores (ODPO's offset)
 
     @property
     def pairwise(self) -> bool:
@@ -145,6 +168,7 @@ VARIANTS = {
     "apo_zero": Objective("apo_zero", "preference", "lm", True, _apo_zero, _implicit_rewards),
     "simpo": Objective("simpo", "preference", "lm", False, _simpo, _length_normalised_rewards),
     "orpo": Objective("orpo", "preference", "lm", False, _orpo, _length_normalised_rewards),
+    "odpo": Objective("odpo", "preference", "lm", True, _odpo, _implicit_rewards, needs_scores=True),
 }
 OBJECTIVES = {
     "sft": Objective("sft", "sft", "lm", False, _sft, None),
@@ -152,6 +176,7 @@ OBJECTIVES = {
     "ipo": Objective("ipo", "preference", "lm", True, _ipo, _implicit_rewards),
     "slic": Objective("slic", "preference", "lm", False, _slic, lambda p, r, c: p.reduced(c.logps)),
     "rm": Objective("rm", "preference", "score", False, _rm, lambda p, r, c: (p.chosen, p.rejected)),
+    "kto": Objective("kto", "unpaired", "lm", True, _kto, None),
     "ppo": Objective("ppo", "prompt", "lm", True, None, None, step=_ppo_step, eval_as=_DPO),
 }
 

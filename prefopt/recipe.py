@@ -231,6 +231,8 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
     if not 0 <= r.loss.label_smoothing < 0.5:
         fail("loss.label_smoothing", f"must be in [0, 0.5), got {r.loss.label_smoothing}")
     for key, value in (("loss.sft_weight", r.loss.sft_weight), ("loss.center_weight", r.loss.center_weight),
+                       ("loss.offset_scale", r.loss.offset_scale), ("loss.desirable_weight", r.loss.desirable_weight),
+                       ("loss.undesirable_weight", r.loss.undesirable_weight),
                        ("optim.weight_decay", r.optim.weight_decay), ("optim.warmup_steps", r.optim.warmup_steps),
                        ("train.max_steps", r.train.max_steps), ("train.save_every", r.train.save_every),
                        ("eval.every", r.eval.every), ("log.grad_split_every", r.log.grad_split_every)):

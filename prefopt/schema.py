@@ -51,6 +51,9 @@ class FieldsConfig:
     completion: str = "completion"  # SFT target (also the reference solution for judge.chosen_from)
     messages: str = "messages"  # SFT chat records: the last assistant turn is the target
     answer: str = "answer"  # reference final answer, for the rule judge
+    label: str = "label"  # kto: true (desirable) or false (undesirable) completion
+    score_chosen: str = "score_chosen"  # judge/UltraFeedback score of the chosen response (odpo's offset)
+    score_rejected: str = "score_rejected"  # judge/UltraFeedback score of the rejected response
 
 
 @dataclass
@@ -75,12 +78,15 @@ class DataConfig:
 class LossConfig:
     """The loss's parameters; which loss is trained is the command's choice (`prefopt dpo`, `prefopt ipo`, ...)."""
 
-    variant: Literal["dpo", "rdpo", "nca", "apo_zero", "simpo", "orpo"] = "dpo"  # prefopt dpo's loss: see docs
+    variant: Literal["dpo", "rdpo", "nca", "apo_zero", "simpo", "orpo", "odpo"] = "dpo"  # prefopt dpo's loss: see docs
     beta: float = 0.1  # DPO's β; IPO's τ; SimPO's β; ORPO's λ
     beta_chosen: Optional[float] = None  # flex-β: β⁺, defaults to beta
     beta_rejected: Optional[float] = None  # flex-β: β⁻, defaults to beta
     label_smoothing: float = 0.0  # cDPO's ε; rdpo: the label-flip rate ε
     margin: float = 0.0  # SimPO's target margin γ
+    offset_scale: float = 1.0  # ODPO's α: offset α·log(score_chosen - score_rejected)
+    desirable_weight: float = 1.0  # KTO's λ_D
+    undesirable_weight: float = 1.0  # KTO's λ_U
     sft_weight: float = 0.0  # λ of DPO+SFT (Eq. 7) and of SLiC's regulariser (Eq. 11)
     delta: float = 1.0  # SLiC's margin δ
     logps: Literal["sum", "mean"] = "sum"  # per-sequence log-prob: sum or per-token mean over the response

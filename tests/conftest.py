@@ -52,3 +52,21 @@ def clean_env() -> dict:
 
 def read_rows(run_dir) -> list:
     return [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+
+
+def tiny_dpo_recipe(d: Path) -> Path:
+    """A 6-step DPO recipe on the tiny model with 64 train and 16 eval arithmetic pairs, written under `d`."""
+    from prefopt.tasks import arith
+
+    write_jsonl(d / "train.jsonl", arith.records("pairs", "train", 64))
+    write_jsonl(d / "eval.jsonl", arith.records("pairs", "test", 16))
+    p = d / "r.yaml"
+    p.write_text(f"""model: {{path: "builtin:tiny"}}
+data: {{train: {d / 'train.jsonl'}, eval: {d / 'eval.jsonl'}, max_length: 64, max_prompt_length: 24, shuffle: true}}
+loss: {{beta: 0.5}}
+optim: {{lr: 0.005, warmup_steps: 1}}
+train: {{max_steps: 6, micro_batch_size: 4, grad_accum: 1, seed: 3}}
+log: {{every: 1, grad_split_every: 3, console: false}}
+eval: {{max_batches: 2, probe_size: 4, probe_max_new_tokens: 8}}
+""")
+    return p

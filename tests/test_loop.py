@@ -13,7 +13,7 @@ from prefopt.loop import train
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
 from prefopt.tasks import arith
-from tests.conftest import read_rows, run_cli, write_jsonl
+from tests.conftest import read_rows, run_cli, tiny_dpo_recipe, write_jsonl
 
 TINY_KEYS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
              "logps/rejected", "grad_norm", "lr", "tokens_per_s", "logps/ref_chosen", "logps/ref_rejected",
@@ -24,19 +24,7 @@ TINY_KEYS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "r
 
 @pytest.fixture(scope="module")
 def recipe_file(tmp_path_factory):
-    d = tmp_path_factory.mktemp("recipes")
-    write_jsonl(d / "train.jsonl", arith.records("pairs", "train", 64))
-    write_jsonl(d / "eval.jsonl", arith.records("pairs", "test", 16))
-    p = d / "r.yaml"
-    p.write_text(f"""model: {{path: "builtin:tiny"}}
-data: {{train: {d / 'train.jsonl'}, eval: {d / 'eval.jsonl'}, max_length: 64, max_prompt_length: 24, shuffle: true}}
-loss: {{beta: 0.5}}
-optim: {{lr: 0.005, warmup_steps: 1}}
-train: {{max_steps: 6, micro_batch_size: 4, grad_accum: 1, seed: 3}}
-log: {{every: 1, grad_split_every: 3, console: false}}
-eval: {{max_batches: 2, probe_size: 4, probe_max_new_tokens: 8}}
-""")
-    return p
+    return tiny_dpo_recipe(tmp_path_factory.mktemp("recipes"))
 
 
 def run(recipe_file, tmp_path, name, *sets, objective="dpo"):
@@ -156,7 +144,7 @@ def wandb_history(path: Path) -> dict:
     return out
 
 
-@pytest.mark.parametrize("cmd", ["sft", "ipo", "slic", "rm"])
+@pytest.mark.parametrize("cmd", ["sft", "ipo", "slic", "kto", "rm"])
 def test_every_objective_trains_and_saves(cmd, tmp_path):
     out = tmp_path / cmd
     res = run_cli(cmd, "--recipe", f"recipes/tiny/{cmd}.yaml", "--set", f"train.output_dir={out}",
@@ -195,3 +183,33 @@ def test_streaming_sources_train_like_in_memory_ones(recipe_file, tmp_path):
     streamed = run(recipe_file, tmp_path, "streamed", *sets, "data.streaming=true")
     torch.testing.assert_close(losses(streamed), losses(memory), atol=1e-6, rtol=0)
     assert streamed[-1]["data/rows"] == 16 and memory[-1]["data/rows"] == 64  # a stream counts what it read so far
+
+
+def test_odpo_reads_judge_scores_and_without_offset_trains_exactly_as_dpo(recipe_file, tmp_path):
+    from prefopt.objectives import objective_for
+
+    scored = {split: write_jsonl(tmp_path / f"{split}.jsonl", [
+        {**r, "score_chosen": 5, "score_rejected": 2 + i % 3 * 0.5}
+        for i, r in enumerate(arith.records("pairs", split, 64 if split == "train" else 16))]) for split in ("train", "test")}
+
+    def one(name, *sets):
+        recipe = load_recipe(recipe_file, [f"train.output_dir={tmp_path / name}", f"data.train={scored['train']}",
+                                           f"data.eval={scored['test']}", *sets])
+        return read_rows(train(recipe, objective_for("dpo", recipe.loss)))
+
+    dpo, flat, odpo = one("dpo"), one("flat", "loss.variant=odpo", "loss.offset_scale=0"), \
+        one("odpo", "loss.variant=odpo", "loss.offset_scale=1.0")
+    torch.testing.assert_close(losses(flat), losses(dpo), atol=1e-6, rtol=0)
+    assert losses(odpo)[0] > losses(dpo)[0]  # the offset raises the bar at the start (h = 0 for every pair)
+    assert all(v == v and abs(v) != float("inf") for row in odpo for v in row.values())
+    res = run_cli("dpo", "-r", recipe_file, "--set", "loss.variant=odpo", "--set", f"train.output_dir={tmp_path / 'x'}")
+    assert res.returncode == 2 and "data.train: the first pair has no scores" in res.stderr  # unscored pairs
+
+
+def test_kto_bad_unpaired_rows_name_file_and_line(recipe_file, tmp_path):
+    rows = arith.records("unpaired", "train", 16)
+    rows[2] = {**rows[2], "label": "good"}
+    data = write_jsonl(tmp_path / "fb.jsonl", rows)
+    res = run_cli("kto", "-r", "recipes/tiny/kto.yaml", "--set", f"data.train={data}",
+                  "--set", f"train.output_dir={tmp_path / 'kto'}")
+    assert res.returncode == 2 and f"{data}:3: wrong type: `label` must be true or false" in res.stderr, res.stderr

@@ -13,10 +13,15 @@ from prefopt.logprobs import sequence_logps
 from prefopt.loop import Trainer
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
-from tests.conftest import read_rows, run_cli
-from tests.test_loop import losses, recipe_file  # noqa: F401  (the shared tiny DPO recipe fixture)
+from tests.conftest import read_rows, run_cli, tiny_dpo_recipe
+from tests.test_loop import losses
 
 LORA = ["lora.rank=4", "lora.alpha=8", "optim.lr=0.02"]  # dropout stays 0: runs with different ranks must agree
+
+
+@pytest.fixture(scope="module")
+def recipe_file(tmp_path_factory):
+    return tiny_dpo_recipe(tmp_path_factory.mktemp("recipes"))
 
 
 def _logps(model, batch) -> torch.Tensor:

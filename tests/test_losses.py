@@ -19,6 +19,11 @@ SimPO β=2 γ=0.5:   pair 1: 2·(-1/2) - 2·(-3/2) - 0.5 = 1.5 -> log(1+e^-1.5) 
 ORPO λ = 0.1:      log odds(m) = m - log(1 - e^m): lo(-0.5) = 0.4327521296, lo(-1.5) = -1.2475175411,
                    lo(-2.5) = -2.4143495163; pair 1: 0.5 + 0.1·log(1 + e^-(0.4327521296 + 1.2475175411))
                    = 0.5170859217; pair 2: 2.5 + 0.1·log(1 + e^(0.4327521296 + 2.4143495163)) = 2.7903493527
+ODPO β=.1 α=.5:    score margins 4 and 1: pair 1 z = 0.2 - 0.5·log 4 = -0.4931471806 -> log(1+e^0.4931471806)
+                   = 0.9698169039; pair 2 z = -0.2 - 0.5·log 1 = -0.2 -> 0.7981388693 (as DPO: no offset)
+KTO β=.5 λD=1 λU=2, rows log π = -1 (desirable), -3 (undesirable), ref -2 / -2 -> r = 1, -1:
+                   KL rows r = -0.5, 0.5: z₀ = max(0, 0) = 0; 1 - σ(0.5) = 0.3775406688, 2 - 2σ(0.5) = 0.7550813376
+                   KL rows r = 1, 2: z₀ = 1.5; 1 - σ(-0.25) = 0.5621765009, 2 - 2σ(1.25) = 0.4454002777
 """
 
 
@@ -113,3 +118,29 @@ def test_log_odds_stays_finite_near_certainty_and_for_long_unlikely_responses():
     got = losses.log_odds(m)
     assert torch.isfinite(got).all()
     assert_close(got, T(math.log(1e12), -50.0, -700.0), rtol=1e-6, atol=1e-6)
+
+
+def test_odpo_closed_form_and_zero_offset_is_vanilla_dpo_to_the_last_bit():
+    assert_close(losses.odpo(PC, PR, RC, RR, T(4.0, 1.0), 0.1, 0.5), T(0.9698169039, 0.7981388693))
+    g = torch.Generator().manual_seed(2)
+    pc, pr, rc, rr = (torch.randn(1000, generator=g) * 50 for _ in range(4))
+    margin = torch.rand(1000, generator=g) * 4 + 0.1
+    for beta in (0.1, 0.5, 2.0):
+        assert torch.equal(losses.odpo(pc, pr, rc, rr, margin, beta, 0.0), losses.dpo(pc, pr, rc, rr, beta, beta))
+    # a larger score margin asks for a larger log-ratio margin: the loss at the same h grows with it
+    assert (losses.odpo(pc, pr, rc, rr, margin * 2, 0.1, 1.0) > losses.odpo(pc, pr, rc, rr, margin, 0.1, 1.0)).all()
+
+
+def test_kto_closed_form_and_its_kl_reference_point_carries_no_gradient():
+    desirable = torch.tensor([True, False])
+    logps = T(-1.0, -3.0).requires_grad_()
+    kl = T(-2.5, -1.5).requires_grad_()
+    loss = losses.kto(logps, T(-2.0, -2.0), kl, T(-2.0, -2.0), desirable, 0.5, 1.0, 2.0)
+    assert_close(loss, T(0.3775406688, 0.7550813376))
+    assert_close(losses.kto(logps, T(-2.0, -2.0), T(-1.0, 0.0), T(-2.0, -2.0), desirable, 0.5, 1.0, 2.0),
+                 T(0.5621765009, 0.4454002777))
+    g_logps, g_kl = torch.autograd.grad(loss.sum(), (logps, kl), allow_unused=True)
+    assert g_kl is None  # z₀ is detached (paper §4.1)
+    # ∂/∂r of λ_D(1 - σ(β(r - z₀))) is -λ_D·β·σ'(·); of λ_U(1 - σ(β(z₀ - r))) is +λ_U·β·σ'(·)
+    s = torch.sigmoid(T(0.5))
+    assert_close(g_logps, T(-0.5 * s * (1 - s), 2.0 * 0.5 * s * (1 - s)))

@@ -1,7 +1,10 @@
 """The one collator every trainer uses: tokenized examples -> padded tensors for a single forward.
 
 Preference examples put all chosen sequences first and all rejected second, so one forward over `2B` rows
-serves both sides; SFT examples give `B` rows. `completion_mask` marks response tokens: the log-prob code scores
+serves both sides; SFT examples give `B` rows. Unpaired feedback (KTO: a completion and a desirable/undesirable
+`label`) gives `2B` rows too: each prompt with its own completion, then each prompt with the next example's
+completion (the mismatched pairs of KTO's KL estimate), plus `labels`. Pairs with judge scores add
+`score_margin` (ODPO's offset). `completion_mask` marks response tokens: the log-prob code scores
 token t (predicted from position t-1) wherever the mask is 1.
 
 A padding-free layout would emit the same keys plus `position_ids`/`cu_seqlens` for one packed row; the
@@ -38,6 +41,16 @@ class Collator:
             [0, 1, 1, 0, 0]])
     >>> batch["idx"], batch["n_pairs"]
     (tensor([0, 1]), 2)
+
+    Unpaired feedback: own completions first, then each prompt with the next example's completion (KTO's KL rows).
+
+    >>> batch = c([{"idx": 0, "prompt_ids": [5], "completion_ids": [7, 2], "label": True},
+    ...            {"idx": 1, "prompt_ids": [6], "completion_ids": [8, 9, 2], "label": False}])
+    >>> batch["input_ids"], batch["labels"], batch["n_pairs"]
+    (tensor([[5, 7, 2, 0],
+            [6, 8, 9, 2],
+            [5, 8, 9, 2],
+            [6, 7, 2, 0]]), tensor([ True, False]), 2)
     """
 
     def __init__(self, pad_id: int, pad_to_multiple_of: int = 1, layout: str = "padded"):
@@ -46,9 +59,14 @@ class Collator:
         self.pad_id, self.multiple = pad_id, pad_to_multiple_of
 
     def __call__(self, examples: list[dict]) -> dict:
-        """Collate preference triples (`chosen_ids`+`rejected_ids`) or SFT pairs (`completion_ids`)."""
+        """Collate preference triples (`chosen_ids`+`rejected_ids`), SFT pairs (`completion_ids`) or unpaired
+        feedback (`completion_ids`+`label`)."""
         sides = ("chosen_ids", "rejected_ids") if "chosen_ids" in examples[0] else ("completion_ids",)
         rows = [(ex["prompt_ids"], ex[side]) for side in sides for ex in examples]
+        unpaired = "label" in examples[0]
+        if unpaired:  # KL rows: prompt i with completion i+1 (a mismatched pair; a batch of one pairs with itself)
+            rows += [(ex["prompt_ids"], examples[(i + 1) % len(examples)]["completion_ids"])
+                     for i, ex in enumerate(examples)]
         width = max(len(p) + len(r) for p, r in rows)
         width = -(-width // self.multiple) * self.multiple
         # Lists first, one tensor each: a tensor per row costs more than the forward of a small model.
@@ -58,7 +76,12 @@ class Collator:
         comp = torch.tensor([[0] * len(p) + [1] * len(r) + [0] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
         batch = {"input_ids": ids, "attention_mask": attn, "completion_mask": comp,
                  "idx": torch.tensor([ex["idx"] for ex in examples]),
-                 "n_pairs": len(examples) if len(sides) == 2 else 0}
+                 "n_pairs": len(examples) if len(sides) == 2 or unpaired else 0}
+        if unpaired:
+            batch["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=torch.bool)
+        if all("score_chosen" in ex for ex in examples):
+            batch["score_margin"] = torch.tensor([ex["score_chosen"] - ex["score_rejected"] for ex in examples],
+                                                 dtype=torch.float32)
         if "ref_logps" in examples[0]:  # precomputed reference: [chosen..., rejected...] like the rows
             batch["ref_logps"] = torch.tensor([ex["ref_logps"][s] for s in range(2) for ex in examples],
                                               dtype=torch.float32)

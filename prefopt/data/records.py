@@ -27,7 +27,7 @@ from prefopt.schema import DataConfig
 
 EXPLICIT, CONVERSATION, TRANSCRIPT = "explicit prompt", "prompt from shared conversation turns", \
     "prompt from shared transcript beginning"
-RESPONSES = {"preference": ("chosen", "rejected"), "sft": ("completion",), "prompt": ()}
+RESPONSES = {"preference": ("chosen", "rejected"), "sft": ("completion",), "unpaired": ("completion",), "prompt": ()}
 
 
 def _is_messages(value: Any) -> bool:
@@ -102,6 +102,27 @@ def _split_transcript(chosen: str, rejected: str, marker: str) -> tuple[str, str
     return chosen[:cut], chosen[cut:], rejected[cut:]
 
 
+def _side_fields(rec: dict, kind: str, f, out: dict, where: str, bad: BadRows) -> bool:
+    """KTO's `label` (required, a bool) and a pair's judge scores (optional numbers; ODPO's offset) into `out`."""
+    if kind == "unpaired":
+        label = rec.get(f.label)
+        if label is None:
+            bad.reject(where, "missing field", f"`{f.label}` (true: desirable completion, false: undesirable)")
+            return False
+        if not isinstance(label, bool):
+            bad.reject(where, "wrong type", f"`{f.label}` must be true or false, got {label!r}")
+            return False
+        out["label"] = label
+    if kind == "preference":
+        scores = [rec.get(f.score_chosen), rec.get(f.score_rejected)]
+        if any(s is not None and (isinstance(s, bool) or not isinstance(s, (int, float))) for s in scores):
+            bad.reject(where, "wrong type", f"`{f.score_chosen}` and `{f.score_rejected}` must be numbers, got {scores}")
+            return False
+        if None not in scores:  # a judge pair whose chosen is the dataset's solution has no chosen score
+            out["score_chosen"], out["score_rejected"] = float(scores[0]), float(scores[1])
+    return True
+
+
 def normalize(rec: Any, where: str, kind: str, cfg: DataConfig, bad: BadRows) -> tuple[dict, str] | None:
     """Check one raw record and map it onto prefopt's names; (example, shape) or None when the row was rejected."""
     f = cfg.fields
@@ -160,6 +181,8 @@ def normalize(rec: Any, where: str, kind: str, cfg: DataConfig, bad: BadRows) ->
     out = {"prompt": prompt, **responses}
     if f.answer in rec:
         out["answer"] = rec[f.answer]
+    if not _side_fields(rec, kind, f, out, where, bad):
+        return None
     if kind == "preference" and out["chosen"] == out["rejected"]:
         same = "prompt == chosen == rejected" if out["prompt"] == out["chosen"] else "chosen == rejected"
         bad.reject(where, "identical responses", f"{same}: no preference to learn")

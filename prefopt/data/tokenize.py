@@ -22,7 +22,7 @@ from prefopt.data.records import normalize
 from prefopt.data.sources import BadRows
 from prefopt.schema import DataConfig
 
-KINDS = ("preference", "sft", "prompt")
+KINDS = ("preference", "sft", "unpaired", "prompt")
 # Bump when the rules above change what ids a record gives: reference log-prob caches built before are stale.
 TOKENIZATION_VERSION = 2
 NO_END_TOKEN = "the chat template closes the assistant turn with no end token: EOS appended to each response"
@@ -141,8 +141,9 @@ def encode_example(ex: dict, tokenizer, max_length: int, max_prompt_length: int,
         stats.truncated["response truncated"] += 1
     if not responses:  # prompt-only records (generation, PPO): the reward scorers read the prompt as given
         out["prompt"] = ex["prompt"]
-    if "answer" in ex:
-        out["answer"] = ex["answer"]
+    for key in ("answer", "label", "score_chosen", "score_rejected"):
+        if key in ex:
+            out[key] = ex[key]
     return out
 
 

@@ -115,8 +115,10 @@ def make_pairs(recipe: Recipe, records: list[dict], scores: list[list], other: d
             counts["dropped: no preference"] += 1
             continue
         counts["kept"] += 1
+        c_known = None if c_score == float("inf") else c_score
         pairs.append({"id": rec["id"], "prompt": rec["prompt"], "chosen": chosen, "rejected": rejected,
                       "answer": rec.get("answer"), "judge": j.kind,
+                      "score_chosen": c_known, "score_rejected": r_score,  # ODPO's offset reads these
                       "scores": {"chosen": None if c_score == float("inf") else c_score, "rejected": r_score,
                                  "candidates": sc}})
     return pairs, counts

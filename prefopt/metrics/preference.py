@@ -14,6 +14,8 @@ from prefopt.schema import LossConfig
 def batch_sums(obj: Objective, pol: Terms, ref: Terms | None, cfg: LossConfig, per_example: Tensor) -> dict:
     """Sums over the batch of loss, rewards/*, logps/* and (for log-prob objectives) the 3d/* statistics."""
     out = {"loss": per_example.detach().sum()}
+    if obj.data_kind == "unpaired":  # the rest comes per side: see side_sums
+        return out
     if obj.has_logps:
         out["logps/chosen"] = pol.chosen.detach().sum()
         out["logps/chosen_per_token"] = (pol.chosen / pol.chosen_tokens.clamp(min=1)).detach().sum()
@@ -28,6 +30,25 @@ def batch_sums(obj: Objective, pol: Terms, ref: Terms | None, cfg: LossConfig, p
     if obj.has_logps:
         out.update(three_d.batch_sums(obj, pol, ref, cfg))
     return out
+
+
+def side_sums(obj: Objective, pol: Terms, ref: Terms, cfg: LossConfig) -> tuple[dict, dict]:
+    """Unpaired feedback (KTO): sums over the desirable rows (`*chosen*` keys) and over the undesirable rows
+    (`*rejected*` keys), so a KTO run reports the same logps/*, rewards/* and 3d/* names as a DPO run."""
+    g, _ = three_d.logp_grads(obj, pol, ref, cfg)
+    log_grad = (torch.log(g.abs().clamp(min=three_d.TINY)) - pol.chosen.detach().double()).float()
+    delta = (pol.chosen - ref.chosen).detach()
+    out = []
+    for side, mask in (("chosen", pol.labels), ("rejected", ~pol.labels)):
+        m = mask.float()
+        sums = {f"logps/{side}": (pol.chosen.detach() * m).sum(), f"logps/ref_{side}": (ref.chosen * m).sum(),
+                f"logps/{side}_per_token": (pol.chosen.detach() / pol.chosen_tokens.clamp(min=1) * m).sum(),
+                f"rewards/{side}": (cfg.beta * delta * m).sum(), f"3d/delta_{side}": (delta * m).sum(),
+                f"3d/log_grad_{side}": (log_grad * m).sum()}
+        if side == "chosen":
+            sums["3d/chosen_below_ref_frac"] = ((delta < 0).float() * m).sum()
+        out.append(sums)
+    return out[0], out[1]
 
 
 class Meter:

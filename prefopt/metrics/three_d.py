@@ -9,6 +9,8 @@ Property 3, dispersion:    3d/unseen_logp (probe set, elsewhere) and 3d/entropy.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
@@ -18,16 +20,26 @@ from prefopt.schema import LossConfig
 TINY = 1e-300  # floor for |∂L/∂log π| before the log (float64), so an exactly-zero gradient reads as ~-690
 
 
+def _float64(terms: Terms) -> Terms:
+    """A detached float64 copy (labels stay bool)."""
+    return dataclasses.replace(terms, **{f.name: v.detach().double() for f in dataclasses.fields(terms)
+                                         if torch.is_tensor(v := getattr(terms, f.name)) and v.is_floating_point()})
+
+
 def logp_grads(obj: Objective, pol: Terms, ref: Terms | None, cfg: LossConfig) -> tuple[Tensor, Tensor]:
-    """Per-example ∂L/∂log π(y_w) and ∂L/∂log π(y_l) by autograd through the objective's own loss (float64)."""
-    c = pol.chosen.detach().double().requires_grad_()
-    r = pol.rejected.detach().double().requires_grad_()
-    p = Terms(c, r, pol.chosen_tokens.double(), pol.rejected_tokens.double())
-    rf = None if ref is None else Terms(ref.chosen.detach().double(), ref.rejected.detach().double(),
-                                        ref.chosen_tokens.double(), ref.rejected_tokens.double())
+    """Per-example ∂L/∂log π(y_w) and ∂L/∂log π(y_l) by autograd through the objective's own loss (float64).
+
+    Unpaired feedback (KTO) has no y_l column: the first gradient is per row, the second is zeros.
+    """
+    p = _float64(pol)
+    c = p.chosen.requires_grad_()
+    r = p.rejected.requires_grad_() if p.rejected is not None else None
+    rf = None if ref is None else _float64(ref)
     with torch.enable_grad():
-        g_c, g_r = torch.autograd.grad(obj.loss(p, rf, cfg).sum(), (c, r), allow_unused=True)
+        wrt = (c, r) if r is not None else (c,)
+        grads = torch.autograd.grad(obj.loss(p, rf, cfg).sum(), wrt, allow_unused=True)
     zeros = torch.zeros_like(c)
+    g_c, g_r = grads[0], grads[1] if r is not None else None
     return (zeros if g_c is None else g_c), (zeros if g_r is None else g_r)
 
 
@@ -55,6 +67,11 @@ def batch_sums(obj: Objective, pol: Terms, ref: Terms | None, cfg: LossConfig) -
 
 def finalize(means: dict[str, float]) -> dict[str, float]:
     """Ratios computed from reduced means: 3d/drop_ratio = |mean Δ_rejected| / |mean Δ_chosen|."""
-    if "3d/delta_chosen" in means:
+    if "3d/delta_chosen" in means and "3d/delta_rejected" in means:
         means["3d/drop_ratio"] = abs(means["3d/delta_rejected"]) / max(abs(means["3d/delta_chosen"]), 1e-12)
+    # unpaired feedback (KTO) averages each side over its own rows: margins and ratios from the means
+    if "rewards/margins" not in means and "rewards/chosen" in means and "rewards/rejected" in means:
+        means["rewards/margins"] = means["rewards/chosen"] - means["rewards/rejected"]
+    if "3d/log_grad_ratio" not in means and "3d/log_grad_chosen" in means and "3d/log_grad_rejected" in means:
+        means["3d/log_grad_ratio"] = means["3d/log_grad_rejected"] - means["3d/log_grad_chosen"]
     return means

@@ -37,7 +37,7 @@ def wrong_solution(p: dict, rng: random.Random) -> str:
 
 
 def records(kind: str, split: str, n: int, seed: int = 0) -> list[dict]:
-    """`n` records of a kind (`sft`, `pairs`, `prompts`) for a split (`train` or `test`, disjoint seeds)."""
+    """`n` records of a kind (`sft`, `pairs`, `unpaired`, `prompts`) for a split (`train` or `test`, disjoint seeds)."""
     rng = random.Random(f"arith-{split}-{seed}")
     out = []
     for _ in range(n):
@@ -47,10 +47,14 @@ def records(kind: str, split: str, n: int, seed: int = 0) -> list[dict]:
         elif kind == "pairs":
             out.append({"prompt": p["prompt"], "chosen": p["solution"], "rejected": wrong_solution(p, rng),
                         "answer": p["answer"]})
+        elif kind == "unpaired":  # KTO's binary feedback: a right or a wrong solution, labelled
+            good = rng.random() < 0.5
+            out.append({"prompt": p["prompt"], "completion": p["solution"] if good else wrong_solution(p, rng),
+                        "label": good, "answer": p["answer"]})
         elif kind == "prompts":
             out.append({"prompt": p["prompt"], "answer": p["answer"]})
         else:
-            raise ValueError(f"unknown arith record kind {kind!r} (sft, pairs, prompts)")
+            raise ValueError(f"unknown arith record kind {kind!r} (sft, pairs, unpaired, prompts)")
     return out
 
 

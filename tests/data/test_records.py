@@ -91,3 +91,25 @@ def test_sft_messages_target_is_the_trailing_assistant_turn():
     assert (shape, ex) == (EXPLICIT, {"prompt": conv[:3], "completion": conv[3:], "answer": "4"})
     with pytest.raises(UserError, match="empty field: a conversation has no assistant turn"):
         norm({"messages": conv[:3]}, kind="sft")
+
+
+@pytest.mark.parametrize("rec,reason", [
+    ({"prompt": "Q", "completion": "A"}, "missing field"),
+    ({"prompt": "Q", "completion": "A", "label": "yes"}, "wrong type"),
+    ({"prompt": "Q", "completion": "A", "label": 1}, "wrong type"),
+    ({"prompt": "Q", "label": True}, "missing field"),
+])
+def test_unpaired_feedback_needs_a_completion_and_a_boolean_label(rec, reason):
+    with pytest.raises(UserError, match=f"d.jsonl:7: {reason}"):
+        norm(rec, kind="unpaired")
+    (ex, _), _ = norm({"prompt": "Q", "completion": "A", "label": False}, kind="unpaired")
+    assert ex == {"prompt": "Q", "completion": "A", "label": False}
+
+
+def test_pair_scores_are_kept_as_numbers_and_checked():
+    (ex, _), _ = norm({"prompt": "Q", "chosen": "A", "rejected": "B", "score_chosen": 5, "score_rejected": 2.5})
+    assert (ex["score_chosen"], ex["score_rejected"]) == (5.0, 2.5)
+    (ex, _), _ = norm({"prompt": "Q", "chosen": "A", "rejected": "B", "score_chosen": None, "score_rejected": 2})
+    assert "score_chosen" not in ex  # a judge pair whose chosen is the dataset's solution: no offset available
+    with pytest.raises(UserError, match="d.jsonl:7: wrong type"):
+        norm({"prompt": "Q", "chosen": "A", "rejected": "B", "score_chosen": "high", "score_rejected": 2})
