@@ -85,6 +85,8 @@ class Trainer:
         self.sinks = Sinks(self.run_dir, recipe, self.total_steps, self.rank, self.state["step"])
         for data in filter(None, (self.train_data, self.eval_data)):
             self.note(data.report())
+        if lora.enabled(recipe):
+            self.note(lora.summary(self.engine.module))
 
     # ------------------------------------------------------------------------------------------------ set-up
 

@@ -53,6 +53,14 @@ def wrap(model, recipe: Recipe, head: str):
         raise UserError(f"lora.target_modules: {str(e).splitlines()[0][:300]}") from None
 
 
+def summary(model) -> str:
+    """One line for the run's start: how many parameters train (ZeRO-3 shards counted at full size)."""
+    sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in model.parameters()]
+    total, trainable = sum(n for n, _ in sizes), sum(n for n, grad in sizes if grad)
+    return (f"lora: {trainable:,} of {total:,} parameters train ({100 * trainable / max(total, 1):.2f} %); "
+            "the reference is the base with the adapters off")
+
+
 @contextlib.contextmanager
 def as_reference(model):
     """`model` computing as the reference: a LoRA policy with its adapters and dropout off; any other model as is."""

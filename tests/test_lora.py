@@ -105,3 +105,21 @@ def test_lora_recipe_checks_and_cache_key(recipe_file, tiny_path):
     keys = {refcache.cache_key(load_recipe(recipe_file, sets), tiny_path, "d.jsonl")
             for sets in ([], ["lora.rank=4"], ["lora.rank=8"], ["lora.rank=8", "lora.target_modules=[q_proj]"])}
     assert len(keys) == 4  # the reference cache key covers the adapter settings
+
+
+@pytest.mark.parametrize("cmd", ["sft", "rm", "ppo"])
+def test_lora_serves_every_command_and_exports_a_plain_model(cmd, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / cmd
+    res = run_cli(cmd, "-r", f"recipes/tiny/{cmd}.yaml", "--set", "lora.rank=4", "--set", "train.max_steps=2",
+                  "--set", "log.every=1", "--set", "log.console=false", "--set", f"train.output_dir={out}",
+                  "--set", "eval.max_batches=1", "--set", "ppo.rollout_batch_size=8")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "parameters train" in res.stdout and (out / "adapter" / "adapter_config.json").is_file()
+    cls = AutoModelForSequenceClassification if cmd == "rm" else AutoModelForCausalLM
+    cls.from_pretrained(out / "model")  # merged: no peft needed to load it
+    rows = read_rows(out)
+    assert all(v == v for row in rows for v in row.values())
+    if cmd == "ppo":  # the policy left its adapters-off reference: a KL above zero at the last step
+        assert rows[-1]["objective/kl"] != 0
