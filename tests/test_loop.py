@@ -151,7 +151,13 @@ def test_every_objective_trains_and_saves(cmd, tmp_path):
                   "--set", "train.max_steps=4", "--set", "log.every=2", "--set", "log.console=false")
     assert res.returncode == 0, res.stderr[-3000:]
     rows = read_rows(out)
-    assert all(map(lambda v: v == v, losses(rows))) and len(losses(rows)) == 2
+    assert len(losses(rows)) == 2
+    assert all(v == v and abs(v) != float("inf") for row in rows for v in row.values())
+    if cmd == "kto":  # unpaired feedback reports the same 3D names as a DPO run
+        logged = {k for row in rows for k in row}
+        assert {"3d/delta_chosen", "3d/delta_rejected", "3d/log_grad_chosen", "3d/log_grad_rejected",
+                "3d/log_grad_ratio", "3d/drop_ratio", "3d/chosen_below_ref_frac", "3d/unseen_logp", "3d/entropy",
+                "rewards/margins", "eval/3d/delta_chosen"} <= logged
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     cls = AutoModelForSequenceClassification if cmd == "rm" else AutoModelForCausalLM

@@ -60,13 +60,14 @@ def test_lora_trains_only_adapters_its_reference_is_the_base_and_its_exports_rel
     torch.testing.assert_close(_logps(adapter, batch), trained, atol=1e-5, rtol=1e-6)
 
 
-def test_lora_zero3_and_two_ranks_match_one_rank(recipe_file, tmp_path):
+def test_lora_zero2_zero3_and_two_ranks_match_one_rank(recipe_file, tmp_path):
     def one(name, *sets):
         recipe = load_recipe(recipe_file, [f"train.output_dir={tmp_path / name}", *LORA, *sets])
         Trainer(recipe, OBJECTIVES["dpo"], resume=False).train()
         return read_rows(tmp_path / name)
 
-    z0, z3 = one("z0", "deepspeed.stage=0"), one("z3", "deepspeed.stage=3")
+    z0, z2, z3 = one("z0", "deepspeed.stage=0"), one("z2", "deepspeed.stage=2"), one("z3", "deepspeed.stage=3")
+    torch.testing.assert_close(losses(z2), losses(z0), atol=1e-4, rtol=0)
     torch.testing.assert_close(losses(z3), losses(z0), atol=1e-4, rtol=0)
     assert losses(z0)[0] != losses(z0)[-1]
     sets = [*LORA, "deepspeed.stage=3", "train.micro_batch_size=2", f"train.output_dir={tmp_path / 'x2'}"]
