@@ -7,10 +7,10 @@ the same device session:
     SIZE=0.5b BS=8 STEPS=30 STAGE=3 python benchmarks/dpo_throughput.py
     SIZE=0.5b BS=8 GC=1 python ../shared/bench/trl_dpo_bench.py           # TRL defaults, same machine
 
-Env: SIZE (tiny | 0.5b | 1.5b), BS, STEPS, STAGE (ZeRO stage), PRECOMPUTE (1: precomputed reference),
-GC (1: gradient checkpointing), VOCAB, DS_JSON (a DeepSpeed config used as is), PROFILE (1: a torch.profiler
-table instead). It runs `prefopt dpo` as a user would and prints one `RESULT {json}` line from its metrics.jsonl.
-`benchmarks/vs_trl.sh` runs it beside TRL. Not a test: it asserts nothing.
+Env: SIZE (tiny | small | 0.5b | 1.5b), BS, STEPS, STAGE (ZeRO stage), PRECOMPUTE (1: precomputed reference),
+GC (1: gradient checkpointing), LAYOUT (auto | packed | padded), VOCAB, DS_JSON (a DeepSpeed config used as is),
+PROFILE (1: a torch.profiler table instead). It runs `prefopt dpo` as a user would and prints one `RESULT {json}`
+line from its metrics.jsonl. `benchmarks/vs_trl.sh` runs it beside TRL. Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ SIZES = {
                  num_key_value_heads=2),
     "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
                  num_key_value_heads=2),
+    # the CPU point of issue #11: hidden 256, 4 layers (with VOCAB=32000), the anchor's length mix
+    "small": dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2),
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2),
 }
@@ -79,7 +82,7 @@ data: {{train: {data}, max_length: 1024, max_prompt_length: 512, shuffle: false}
 loss: {{beta: 0.1}}
 optim: {{lr: 1.0e-6, schedule: constant}}
 train: {{max_steps: {steps}, micro_batch_size: {bs}, precompute_ref: {str(precompute).lower()},
-         ref_cache_dir: {work / 'ref'}, output_dir: {work / 'run'}}}
+         ref_cache_dir: {work / 'ref'}, output_dir: {work / 'run'}, layout: {os.environ.get('LAYOUT', 'auto')}}}
 deepspeed: {ds}
 log: {{every: 5, console: false}}
 eval: {{probe_size: 0}}
@@ -107,7 +110,8 @@ eval: {{probe_size: 0}}
                tokens_per_pair=round(per_pair, 1), tokens_per_s=round(sum(windows) / max(len(windows), 1), 1),
                total_s=round(total, 1), device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                peak_gib=round(rows[-1]["mem/peak_gib"], 2) if "mem/peak_gib" in rows[-1] else None,
-               final_loss=rows[-1].get("loss"))
+               final_loss=rows[-1].get("loss"), layout=os.environ.get("LAYOUT", "auto"),
+               padding=rows[-1].get("perf/padding"))
     print("RESULT " + json.dumps(out), flush=True)
 
 

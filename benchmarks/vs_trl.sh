@@ -3,13 +3,18 @@
 # figures from the same run compare). Each RUNS entry is "system:ENV=VAL,ENV=VAL"; every run prints one RESULT
 # line, and the table at the end gives tokens/s, peak memory and the ratio to the first TRL run.
 #
-#   TRL_BENCH=../shared/bench/trl_dpo_bench.py bash benchmarks/vs_trl.sh [log_dir]
+#   bash benchmarks/vs_trl.sh [log_dir]
 #   RUNS="trl:GC=1 prefopt:STAGE=3" SIZE=1.5b bash benchmarks/vs_trl.sh
+# On CPU (TRL in its own virtualenv), the small shape, packed and padded layouts:
+#   TRL_PYTHON=/tmp/trlvenv/bin/python PREFOPT_PYTHON=.venv/bin/python SIZE=small VOCAB=32000 STEPS=12 \
+#   RUNS="trl:PRECOMPUTE=1,GC=0 prefopt:STAGE=0,PRECOMPUTE=1,LAYOUT=padded prefopt:STAGE=0,PRECOMPUTE=1,LAYOUT=packed" \
+#   bash benchmarks/vs_trl.sh
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log_dir=${1:-bench-logs}
 mkdir -p "$log_dir"
-: "${TRL_BENCH:=$here/../../shared/bench/trl_dpo_bench.py}"
+: "${TRL_BENCH:=$here/trl_anchor.py}"  # the shared anchor, with prefopt's SIZE names added
+: "${TRL_PYTHON:=python3}" "${PREFOPT_PYTHON:=python3}"
 : "${RUNS:=trl:GC=1 trl:PRECOMPUTE=1,GC=0 prefopt:STAGE=3 prefopt:STAGE=3,PRECOMPUTE=1 prefopt:STAGE=0}"
 : "${RUN_TIMEOUT:=300}"
 export SIZE=${SIZE:-0.5b} BS=${BS:-8} PYTHONUNBUFFERED=1
@@ -19,13 +24,13 @@ for run in $RUNS; do
   settings=${run#*:}
   name="${system}_${settings//[=,]/_}"
   case $system in
-    trl) script=$TRL_BENCH ;;
-    prefopt) script=$here/dpo_throughput.py ;;
+    trl) script=$TRL_BENCH; py=$TRL_PYTHON ;;
+    prefopt) script=$here/dpo_throughput.py; py=$PREFOPT_PYTHON ;;
     *) echo "unknown system in '$run' (trl | prefopt)" >&2; exit 2 ;;
   esac
   echo "=== $name"
   # shellcheck disable=SC2086  # settings are ENV=VAL words by design
-  env ${settings//,/ } timeout "$RUN_TIMEOUT" python3 "$script" >"$log_dir/$name.log" 2>&1
+  env ${settings//,/ } timeout "$RUN_TIMEOUT" "$py" "$script" >"$log_dir/$name.log" 2>&1
   echo "exit $?"
   grep '^RESULT ' "$log_dir/$name.log" || tail -n 25 "$log_dir/$name.log"
 done
@@ -38,8 +43,11 @@ for log in sorted(pathlib.Path(sys.argv[1]).glob("*.log")):
         if line.startswith("RESULT "):
             rows.append((log.stem, json.loads(line[7:])))
 base = next((r["tokens_per_s"] for name, r in rows if name.startswith("trl_GC_1")), None)
-print(f"\n{'run':34} {'tokens/s':>10} {'peak GiB':>9} {'vs TRL default':>15}")
+best = max((r["tokens_per_s"] for name, r in rows if name.startswith("trl")), default=None)
+print(f"\n{'run':44} {'tokens/s':>10} {'peak GiB':>9} {'padding':>8} {'vs TRL default':>15} {'vs TRL best':>12}")
 for name, r in rows:
     ratio = f"{r['tokens_per_s'] / base:.2f}x" if base else "-"
-    print(f"{name:34} {r['tokens_per_s']:>10.0f} {r.get('peak_gib') or 0:>9.2f} {ratio:>15}")
+    vs_best = f"{r['tokens_per_s'] / best:.2f}x" if best else "-"
+    pad = f"{r['padding']:.1%}" if r.get("padding") is not None else "-"
+    print(f"{name:44} {r['tokens_per_s']:>10.0f} {r.get('peak_gib') or 0:>9.2f} {pad:>8} {ratio:>15} {vs_best:>12}")
 EOF

@@ -2,8 +2,10 @@
 
 Only positions whose next token is a response token are sent through the LM head, a chunk at a time, and only
 each chunk's logits are upcast to fp32: the full [rows, T, vocab] logits tensor, fp32 or not, never exists.
-Under autograd each chunk is checkpointed: backward recomputes its logits (one extra head matmul, a few ms at
-a 150k vocabulary) instead of keeping ~2.5 GB of fp32 logits per 4096 tokens alive between forward and backward.
+On a GPU each chunk is checkpointed under autograd: backward recomputes its logits (one extra head matmul, a few
+ms at a 150k vocabulary) instead of keeping ~2.5 GB of fp32 logits per 4096 tokens alive between forward and
+backward. On the CPU host memory is plentiful and the recompute is a quarter of the head's time (the head is most
+of a small model's step), so the logits are kept.
 """
 
 from __future__ import annotations
@@ -69,12 +71,13 @@ def token_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool
     token_lp, token_ent = [], []
     grad = torch.is_grad_enabled() and feats.requires_grad
     frozen_weight = frozen_head_weight(head) if grad else None
+    fn, weight = (_linear_logps, frozen_weight) if frozen_weight is not None else (_token_logps, head)
     for f, t in zip(feats.split(chunk_tokens), targets.split(chunk_tokens)):
         logits = None
-        if grad and frozen_weight is not None:
-            token_lp.append(checkpoint(_linear_logps, frozen_weight, f, t, temperature, use_reentrant=False))
-        elif grad:  # keep no fp32 logits for backward: recompute them there
-            token_lp.append(checkpoint(_token_logps, head, f, t, temperature, use_reentrant=False))
+        if grad and f.is_cuda:  # keep no fp32 logits for backward: recompute them there
+            token_lp.append(checkpoint(fn, weight, f, t, temperature, use_reentrant=False))
+        elif grad:
+            token_lp.append(fn(weight, f, t, temperature))
         else:
             logits = _scaled(head(f), temperature)
             token_lp.append(_logps_of(logits, t))
@@ -91,10 +94,10 @@ def token_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool
 def sequence_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool = False) -> SeqLogps:
     """Sum of log π over each row's response tokens (completion_mask), with optional detached entropy."""
     per_token = token_logps(model, batch, chunk_tokens, with_entropy)
-    n = batch["input_ids"].shape[0]
+    n = sequence_count(batch)
     zeros = torch.zeros(n, device=batch["input_ids"].device, dtype=torch.float32)
     logps = zeros.index_add(0, per_token.rows, per_token.logps)
-    tokens = batch["completion_mask"][:, 1:].sum(-1).to(torch.float32)
+    tokens = zeros.index_add(0, per_token.rows, torch.ones_like(per_token.logps))
     entropy = zeros.index_add(0, per_token.rows, per_token.entropy) if with_entropy else None
     return SeqLogps(logps, tokens, entropy)
 
@@ -107,14 +110,32 @@ def token_values(model, batch: dict) -> Tensor:
     return model.score(feats).squeeze(-1).float()
 
 
+def sequence_count(batch: dict) -> int:
+    """How many sequences a collated batch holds (rows when padded; segments when packed)."""
+    return batch["n_seqs"] if "segment" in batch else batch["input_ids"].shape[0]
+
+
+def hidden_states(body, batch: dict) -> Tensor:
+    """The transformer body's last hidden states [rows, T, d] for either layout of the one collator (no KV cache:
+    nothing is generated here)."""
+    if "segment" in batch:  # packed: no mask; positions and sequence bounds drive the variable-length attention
+        return body(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
+                    cu_seq_lens_q=batch["cu_seq_lens_q"], cu_seq_lens_k=batch["cu_seq_lens_q"],
+                    max_length_q=batch["max_length_q"], max_length_k=batch["max_length_q"]).last_hidden_state
+    return body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
+
+
 def _response_features(body, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
-    """Hidden states of the positions that predict response tokens, those tokens, and their rows."""
-    ids, attn, comp = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+    """Hidden states of the positions that predict response tokens, those tokens, and their sequences."""
+    ids, comp = batch["input_ids"], batch["completion_mask"]
     n, width = ids.shape[0], ids.shape[1] - 1
-    hidden = body(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1]
+    hidden = hidden_states(body, batch)[:, :-1]
     pos = batch.get("response_pos")
     pos = response_positions(comp) if pos is None else pos  # position t-1 predicts token t
-    rows = torch.div(pos, width, rounding_mode="floor")
+    if "segment" in batch:  # the sequence of the predicted token (a response token never starts a sequence)
+        rows = batch["segment"][:, 1:].reshape(-1)[pos]
+    else:
+        rows = torch.div(pos, width, rounding_mode="floor")
     return hidden.reshape(n * width, -1)[pos], ids[:, 1:].reshape(-1)[pos], rows
 
 
@@ -155,10 +176,17 @@ def frozen_head_weight(head) -> Tensor | None:
 
 
 def _logps_of(logits: Tensor, targets: Tensor) -> Tensor:
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    """log softmax(logits)[target]: cross-entropy's fused kernels (on CPU about half the time of gather minus
+    logsumexp, whose backward makes several passes over [tokens, vocab])."""
+    return -torch.nn.functional.cross_entropy(logits, targets, reduction="none")
 
 
 def sequence_scores(model, batch: dict) -> Tensor:
-    """Scalar reward per row from a sequence-classification model (score at the last non-pad token)."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    return out.logits.squeeze(-1).float()
+    """Scalar reward per sequence from a sequence-classification model (its score at the sequence's last token)."""
+    if "segment" not in batch:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return out.logits.squeeze(-1).float()
+    inner = base_model(model)
+    hidden = hidden_states(getattr(inner, inner.base_model_prefix), batch)[0]
+    last = batch["cu_seq_lens_q"][1:batch["n_seqs"] + 1].long() - 1
+    return inner.score(hidden[last]).squeeze(-1).float()

@@ -52,7 +52,8 @@ class Trainer:
         torch.manual_seed(recipe.train.seed)
         self.stop_requested = False
         self.tok = models.load_tokenizer(recipe)
-        self.collate = Collator(self.tok.pad_token_id)
+        self.layout = layout_of(recipe)
+        self.collate = Collator(self.tok.pad_token_id, layout=self.layout)
         d = recipe.data
         if not d.train:
             raise UserError("data.train: required (a JSONL/JSON/Parquet path, a save_to_disk dir or a hub id)")
@@ -63,8 +64,8 @@ class Trainer:
                             "which depends on the batch; they cannot be precomputed")
         if obj.needs_scores:  # fail before loading a model, naming the set
             for key, data in (("data.train", self.train_data), ("data.eval", self.eval_data)):
-                first = next(iter(data), None) if data is not None else None
-                if first is not None and "score_chosen" not in first:
+                first = data.head(1) if data is not None else []
+                if first and "score_chosen" not in first[0]:
                     raise UserError(f"{key}: the first pair has no scores; {NEEDS_SCORES}")
         step_kind = obj.step()
         self.total_steps = self._total_steps(step_kind.global_batch(recipe, self.world))
@@ -75,6 +76,8 @@ class Trainer:
                 eng.build_frozen(models.load_reference(recipe, policy, self.world), recipe, self.world)
         optimizer_steps = self.total_steps * step_kind.optimizer_steps(recipe, self.world)
         self.engine = eng.build_engine(policy, recipe, self.world, optimizer_steps)
+        if self.layout == "packed":
+            self.note(self._check_packing())
         self.probe = self._probe() if obj.has_logps else []
         if obj.needs_reference and recipe.train.precompute_ref and obj.pairwise:
             self._precompute()
@@ -108,11 +111,8 @@ class Trainer:
 
     def _probe(self) -> list[dict]:
         source = self.eval_data if self.eval_data is not None else self.train_data
-        prompts = []
-        for ex in source:
-            prompts.append(self.tok.decode(ex["prompt_ids"], skip_special_tokens=True))
-            if len(prompts) >= self.recipe.eval.probe_size:
-                break
+        prompts = [self.tok.decode(ex["prompt_ids"], skip_special_tokens=True)
+                   for ex in source.head(self.recipe.eval.probe_size)]
         with lora.as_reference(self.ref if self.ref is not None else self.engine.module) as model:
             return probe.build_probe(self.recipe, self.tok, model, prompts, self.recipe.train.seed)
 
@@ -128,6 +128,31 @@ class Trainer:
                 data.attach_reference(refcache.precompute(r, ref, data, key, cache_dir, self.tok.pad_token_id,
                                                           self.note))
         self.ref = None  # the live reference is no longer needed: free its memory
+
+    def _check_packing(self) -> str:
+        """Score the first micro-batch in both layouts: packing must not change a single sequence's result.
+
+        Guards against a model whose attention ignores sequence bounds (remote code, an attention backend that
+        does not take them), which would silently attend across sequences.
+        """
+        examples = self.train_data.head(self.recipe.train.micro_batch_size)
+        if not examples or self.obj.data_kind == "prompt":
+            return "layout: padded rollouts (ppo); packed eval batches"
+        module, padded = self.engine.module, Collator(self.tok.pad_token_id)
+        score = (lambda b: sequence_scores(module, b)) if self.obj.head == "score" else \
+            (lambda b: sequence_logps(module, b).logps)
+        was_training = module.training
+        module.eval()
+        with torch.no_grad():
+            a, b = (score(to_device(c(examples), self.dev)).float() for c in (padded, self.collate))
+        module.train(was_training)
+        gap = float((a - b).abs().max())
+        if gap > 1e-3 * (1 + float(a.abs().max())):
+            raise UserError(f"train.layout: packed sequences score differently from padded ones (max gap {gap:.3g}); "
+                            f"this model's attention ({models.attn_implementation(self.recipe)}) does not keep "
+                            "packed sequences apart: use train.layout: padded")
+        return (f"layout: packed (one row per micro-batch, no padding; attention: "
+                f"{models.attn_implementation(self.recipe) or 'default'}; checked on the first batch: max gap {gap:.1e})")
 
     def _resume(self) -> None:
         client = eng.load_latest(self.engine, self.run_dir / "checkpoints", self.stepper.engines)
@@ -286,6 +311,20 @@ class Trainer:
 
     def _on_signal(self, signum, frame) -> None:
         self.stop_requested = True
+
+
+def layout_of(recipe: Recipe) -> str:
+    """`train.layout` resolved: packed wherever the attention takes sequence bounds (prefopt's variable-length
+    attention, flash attention), padded for the toy, remote code and other attention backends."""
+    wanted = recipe.train.layout
+    if recipe.model.kind == "toy_mlp":
+        if wanted == "packed":
+            raise UserError("train.layout: packed needs a transformers model, not model.kind: toy_mlp")
+        return "padded"
+    if wanted != "auto":
+        return wanted
+    impl = models.attn_implementation(recipe) or ""
+    return "packed" if impl == "prefopt_varlen" or impl.startswith("flash_attention") else "padded"
 
 
 def _split(values: torch.Tensor, tokens: torch.Tensor, batch: dict) -> Terms:

@@ -67,10 +67,21 @@ def _zero3_init(recipe: Recipe, world: int):
         _keep_alive.append(HfDeepSpeedConfig(ds_config(recipe, world)))
 
 
+def attn_implementation(recipe: Recipe) -> str | None:
+    """`model.attn_implementation`, else prefopt's variable-length attention (SDPA for padded batches; what packed
+    batches need), except for remote code, whose attention may not go through transformers' registry."""
+    m = recipe.model
+    if m.attn_implementation or m.trust_remote_code:
+        return m.attn_implementation
+    from prefopt import attention
+
+    return attention.register()
+
+
 def _load(auto_cls, path: str, recipe: Recipe, world: int, where: str = "model.path", **kw):
     _zero3_init(recipe, world)
     m = recipe.model
-    extra = {"attn_implementation": m.attn_implementation} if m.attn_implementation else {}
+    extra = {"attn_implementation": attn_implementation(recipe)} if attn_implementation(recipe) else {}
     try:
         return auto_cls.from_pretrained(builtin.resolve(path), trust_remote_code=m.trust_remote_code,
                                         dtype=torch.float32, **extra, **kw)

@@ -24,6 +24,7 @@ import torch.distributed as dist
 
 from prefopt import engine as eng
 from prefopt import lora, models, rl
+from prefopt.data.collate import Collator
 from prefopt.data.loader import BatchStream
 from prefopt.data.tokenize import stop_ids
 from prefopt.errors import UserError
@@ -82,6 +83,7 @@ class PPOStep:
         total = trainer.total_steps * self.optimizer_steps(recipe, trainer.world)
         self.critic = eng.build_engine(models.load_critic(recipe, trainer.world), critic_recipe, trainer.world, total)
         self.engines = {"critic": self.critic}
+        self.collate = Collator(trainer.tok.pad_token_id)  # rollouts stay padded: per-row token masks below
 
     # -------------------------------------------------------------------------------------------- loop protocol
 
@@ -224,7 +226,7 @@ class PPOStep:
     def _batch(self, part: list[dict]) -> dict:
         examples = [{"idx": i, "prompt_ids": s["prompt_ids"], "completion_ids": s["completion_ids"]}
                     for i, s in enumerate(part)]
-        return to_device(self.t.collate(examples), self.t.dev)
+        return to_device(self.collate(examples), self.t.dev)
 
 
 def _all_gather(samples: list[dict], world: int) -> list[list[dict]]:

@@ -56,7 +56,9 @@ class PairStep:
         split_now = every and (step + 1) % every == 0 and obj.has_logps and obj.pairwise
         micro_batches, tokens = next(self.batches), 0.0
         for i, batch in enumerate(micro_batches):
-            tokens += float(batch["attention_mask"].sum())
+            real = float(batch["attention_mask"].sum())
+            tokens += real  # padded tokens computed per real token: the cost of the layout
+            meter.add({"perf/padding": torch.tensor((batch["input_ids"].numel() - real) / max(real, 1.0))}, 1.0)
             begin_micro_step(e)
             losses, pol, ref, ent = t.forward(batch, obj, with_entropy=log_now)
             if split_now and i == 0:

@@ -56,3 +56,39 @@ def test_host_positions_equal_device_positions():
     # completion_mask[:, 1:] of row 0 is [0, 0, 1, 1, 1]: flat positions 2, 3, 4
     assert moved["response_pos"][:3].tolist() == [2, 3, 4]
     torch.testing.assert_close(sequence_logps(model, moved).logps, sequence_logps(model, batch).logps)
+
+
+def test_packed_layout_gives_the_padded_log_probs_scores_and_gradients():
+    """One packed row with variable-length attention = one padded row per sequence (fp32, 1e-5), values and
+    gradients, for a causal LM and a sequence-score model; the toy batch mixes lengths 2-8."""
+    from transformers import LlamaForSequenceClassification
+
+    from prefopt import attention
+    from prefopt.logprobs import sequence_scores
+
+    name = attention.register()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, pad_token_id=0)
+    lm = LlamaForCausalLM(cfg).eval()
+    lm.set_attn_implementation(name)
+    examples = [{"idx": 0, "prompt_ids": [5, 6, 7], "chosen_ids": [8, 9, 2], "rejected_ids": [10, 2]},
+                {"idx": 1, "prompt_ids": [11], "chosen_ids": [12, 13, 14, 15, 2], "rejected_ids": [16, 17, 2]},
+                {"idx": 2, "prompt_ids": [3, 4], "chosen_ids": [18, 19, 20, 21, 22, 2], "rejected_ids": [23, 2]}]
+    padded, packed = Collator(0)(examples), Collator(0, layout="packed")(examples)
+    assert packed["input_ids"].shape[0] == 1 and packed["attention_mask"].all()  # no padding at all
+    results = []
+    for batch in (padded, packed):
+        out = sequence_logps(lm, batch, with_entropy=True)
+        grads = torch.autograd.grad(out.logps.sum(), [p for p in lm.parameters()])
+        results.append((out, grads))
+    (a, ga), (b, gb) = results
+    torch.testing.assert_close(b.logps, a.logps, atol=1e-5, rtol=0)
+    torch.testing.assert_close(b.tokens, a.tokens)
+    torch.testing.assert_close(b.entropy, a.entropy, atol=1e-5, rtol=0)
+    for x, y in zip(ga, gb):
+        torch.testing.assert_close(y, x, atol=1e-5, rtol=1e-4)
+    rm = LlamaForSequenceClassification(cfg).eval()
+    rm.set_attn_implementation(name)
+    with torch.no_grad():
+        torch.testing.assert_close(sequence_scores(rm, packed), sequence_scores(rm, padded), atol=1e-5, rtol=0)

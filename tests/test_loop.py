@@ -219,3 +219,32 @@ def test_kto_bad_unpaired_rows_name_file_and_line(recipe_file, tmp_path):
     res = run_cli("kto", "-r", "recipes/tiny/kto.yaml", "--set", f"data.train={data}",
                   "--set", f"train.output_dir={tmp_path / 'kto'}")
     assert res.returncode == 2 and f"{data}:3: wrong type: `label` must be true or false" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("cmd", ["dpo", "sft", "rm"])
+def test_packed_and_padded_layouts_train_the_same_10_steps(cmd, tmp_path):
+    """Every other test here runs the default layout, packed (auto), so the batch-size, accumulation and 1-vs-2-rank
+    invariants above hold with packing; this one pins packed to padded."""
+    rows = {}
+    for layout in ("packed", "padded"):
+        recipe = load_recipe(f"recipes/tiny/{cmd}.yaml", [f"train.output_dir={tmp_path / layout}", "train.max_steps=10",
+                                                          "log.every=1", "eval.every=0", f"train.layout={layout}"])
+        rows[layout] = read_rows(train(recipe, OBJECTIVES[cmd]))
+    assert len(losses(rows["packed"])) == 10
+    torch.testing.assert_close(losses(rows["packed"]), losses(rows["padded"]), atol=1e-5, rtol=0)
+    assert rows["packed"][-1]["perf/padding"] == 0 and rows["padded"][-1]["perf/padding"] > 0.1
+
+
+def test_packing_is_refused_when_the_attention_lets_sequences_see_each_other(recipe_file, tmp_path, monkeypatch):
+    from prefopt import attention
+    from prefopt.errors import UserError
+    from prefopt.loop import Trainer
+
+    def leaky(module, query, key, value, attention_mask, **kwargs):  # the whole packed row as one sequence
+        kwargs.pop("cu_seq_lens_q", None)
+        return attention.sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    monkeypatch.setattr(attention, "varlen_attention", leaky)
+    recipe = load_recipe(recipe_file, [f"train.output_dir={tmp_path / 'x'}", "train.layout=packed"])
+    with pytest.raises(UserError, match="train.layout: packed sequences score differently"):
+        Trainer(recipe, OBJECTIVES["dpo"], resume=False)

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from prefopt import lora, refcache
+from prefopt.data.collate import Collator
 from prefopt.errors import UserError
 from prefopt.logprobs import sequence_logps
 from prefopt.loop import Trainer
@@ -43,7 +44,7 @@ def test_lora_trains_only_adapters_its_reference_is_the_base_and_its_exports_rel
     assert trainer.ref is policy  # no second copy of the weights
 
     trainer.train()
-    batch = trainer.collate(list(trainer.eval_data)[:4])
+    batch = Collator(trainer.tok.pad_token_id)(list(trainer.eval_data)[:4])  # padded: `base` runs plain SDPA
     trained = _logps(policy.eval(), batch)
     with lora.as_reference(trainer.ref) as ref:
         torch.testing.assert_close(_logps(ref, batch), _logps(base, batch), atol=1e-6, rtol=0)

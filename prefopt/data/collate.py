@@ -7,8 +7,10 @@ completion (the mismatched pairs of KTO's KL estimate), plus `labels`. Pairs wit
 `score_margin` (ODPO's offset). `completion_mask` marks response tokens: the log-prob code scores
 token t (predicted from position t-1) wherever the mask is 1.
 
-A padding-free layout would emit the same keys plus `position_ids`/`cu_seqlens` for one packed row; the
-`layout` argument is where it plugs in, so there is never a second collator.
+`layout="packed"` lays the same sequences end to end in one row, with no padding: `position_ids` restart at 0 for
+each sequence, `cu_seq_lens_q` holds the cumulative lengths (the variable-length attention of prefopt/attention.py
+keeps every sequence to itself), and `segment` names each token's sequence (-1: none), in the same order as the
+padded rows, so everything downstream indexes sequences the same way in both layouts.
 """
 
 from __future__ import annotations
@@ -42,6 +44,17 @@ class Collator:
     >>> batch["idx"], batch["n_pairs"]
     (tensor([0, 1]), 2)
 
+    The packed layout: the same four sequences in one row, positions restarting per sequence, no padding.
+
+    >>> packed = Collator(pad_id=0, layout="packed")([
+    ...     {"idx": 0, "prompt_ids": [5, 6], "chosen_ids": [7, 2], "rejected_ids": [8, 9, 2]},
+    ...     {"idx": 1, "prompt_ids": [5], "chosen_ids": [3, 2], "rejected_ids": [4, 2]},
+    ... ])
+    >>> packed["input_ids"], packed["position_ids"]
+    (tensor([[5, 6, 7, 2, 5, 3, 2, 5, 6, 8, 9, 2, 5, 4, 2]]), tensor([[0, 1, 2, 3, 0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2]]))
+    >>> packed["segment"], packed["cu_seq_lens_q"]
+    (tensor([[0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3]]), tensor([ 0,  4,  7, 12, 15], dtype=torch.int32))
+
     Unpaired feedback: own completions first, then each prompt with the next example's completion (KTO's KL rows).
 
     >>> batch = c([{"idx": 0, "prompt_ids": [5], "completion_ids": [7, 2], "label": True},
@@ -54,9 +67,9 @@ class Collator:
     """
 
     def __init__(self, pad_id: int, pad_to_multiple_of: int = 1, layout: str = "padded"):
-        if layout != "padded":
-            raise ValueError(f"unknown collator layout {layout!r} (available: padded)")
-        self.pad_id, self.multiple = pad_id, pad_to_multiple_of
+        if layout not in ("padded", "packed"):
+            raise ValueError(f"unknown collator layout {layout!r} (available: padded, packed)")
+        self.pad_id, self.multiple, self.layout = pad_id, pad_to_multiple_of, layout
 
     def __call__(self, examples: list[dict]) -> dict:
         """Collate preference triples (`chosen_ids`+`rejected_ids`), SFT pairs (`completion_ids`) or unpaired
@@ -67,16 +80,9 @@ class Collator:
         if unpaired:  # KL rows: prompt i with completion i+1 (a mismatched pair; a batch of one pairs with itself)
             rows += [(ex["prompt_ids"], examples[(i + 1) % len(examples)]["completion_ids"])
                      for i, ex in enumerate(examples)]
-        width = max(len(p) + len(r) for p, r in rows)
-        width = -(-width // self.multiple) * self.multiple
-        # Lists first, one tensor each: a tensor per row costs more than the forward of a small model.
-        pad = [width - len(p) - len(r) for p, r in rows]
-        ids = torch.tensor([p + r + [self.pad_id] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
-        attn = torch.tensor([[1] * (len(p) + len(r)) + [0] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
-        comp = torch.tensor([[0] * len(p) + [1] * len(r) + [0] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
-        batch = {"input_ids": ids, "attention_mask": attn, "completion_mask": comp,
-                 "idx": torch.tensor([ex["idx"] for ex in examples]),
-                 "n_pairs": len(examples) if len(sides) == 2 or unpaired else 0}
+        batch = self._packed(rows) if self.layout == "packed" else self._padded(rows)
+        batch.update(idx=torch.tensor([ex["idx"] for ex in examples]),
+                     n_pairs=len(examples) if len(sides) == 2 or unpaired else 0)
         if unpaired:
             batch["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=torch.bool)
         if all("score_chosen" in ex for ex in examples):
@@ -86,6 +92,34 @@ class Collator:
             batch["ref_logps"] = torch.tensor([ex["ref_logps"][s] for s in range(2) for ex in examples],
                                               dtype=torch.float32)
         return batch
+
+    def _padded(self, rows: list[tuple[list, list]]) -> dict:
+        """One row per sequence, padded on the right to the longest."""
+        width = max(len(p) + len(r) for p, r in rows)
+        width = -(-width // self.multiple) * self.multiple
+        # Lists first, one tensor each: a tensor per row costs more than the forward of a small model.
+        pad = [width - len(p) - len(r) for p, r in rows]
+        ids = torch.tensor([p + r + [self.pad_id] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
+        attn = torch.tensor([[1] * (len(p) + len(r)) + [0] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
+        comp = torch.tensor([[0] * len(p) + [1] * len(r) + [0] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": attn, "completion_mask": comp}
+
+    def _packed(self, rows: list[tuple[list, list]]) -> dict:
+        """All sequences end to end in one row (padded to `pad_to_multiple_of` only, as one more segment)."""
+        lengths = [len(p) + len(r) for p, r in rows]
+        total = sum(lengths)
+        pad = -(-total // self.multiple) * self.multiple - total
+        ids = [t for p, r in rows for t in p + r] + [self.pad_id] * pad
+        comp = [m for p, r in rows for m in [0] * len(p) + [1] * len(r)] + [0] * pad
+        seg = [i for i, n in enumerate(lengths) for _ in range(n)] + [-1] * pad
+        cu = [0]
+        for n in lengths + ([pad] if pad else []):
+            cu.append(cu[-1] + n)
+        pos = [j for n in lengths + ([pad] if pad else []) for j in range(n)]
+        row = lambda x: torch.tensor([x], dtype=torch.long)
+        return {"input_ids": row(ids), "attention_mask": row([1] * total + [0] * pad), "completion_mask": row(comp),
+                "position_ids": row(pos), "segment": row(seg), "n_seqs": len(rows),
+                "cu_seq_lens_q": torch.tensor(cu, dtype=torch.int32), "max_length_q": max(lengths + [pad])}
 
 
 def left_padded(ids: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:

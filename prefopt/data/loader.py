@@ -8,6 +8,7 @@ data as well (the stream is re-read and the consumed part skipped).
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Iterator
 
@@ -55,6 +56,14 @@ class TokenizedData:
     def __iter__(self) -> Iterator[dict]:
         """One pass in file order."""
         return iter(self.items) if self.items is not None else self._read()
+
+    def head(self, n: int) -> list[dict]:
+        """The first `n` examples, not counted: a stream's counts stay those of its training pass."""
+        if self.items is not None:
+            return self.items[:n]
+        quiet = BadRows("skip")
+        records = iter_records(self.spec, quiet, self.split, self.streaming)
+        return list(itertools.islice(iter_examples(records, self.kind, self.tok, self.cfg, quiet, LoadStats()), n))
 
     def __len__(self) -> int:
         if self.items is None:

@@ -22,3 +22,19 @@ def test_reference_logps_follow_row_order():
 def test_unknown_layout_fails_loudly():
     with pytest.raises(ValueError, match="unknown collator layout"):
         Collator(0, layout="packed-v2")
+
+
+def test_packed_rows_follow_the_padded_row_order_and_count_every_token():
+    examples = [{"idx": i, "prompt_ids": [1] * (i + 1), "completion_ids": [2] * (3 - i), "label": i % 2 == 0}
+                for i in range(3)]
+    padded, packed = Collator(0)(examples), Collator(0, layout="packed", pad_to_multiple_of=8)(examples)
+    real = padded["attention_mask"].sum(-1)  # 6 rows: own completions, then KTO's KL rows
+    assert packed["n_seqs"] == 6 and packed["input_ids"].shape[1] % 8 == 0
+    seg = packed["segment"][0]
+    assert [int((seg == s).sum()) for s in range(6)] == real.tolist()
+    assert int(packed["attention_mask"].sum()) == int(real.sum())
+    for s in range(6):  # each sequence's tokens, in order, are its padded row's
+        row = padded["input_ids"][s][: int(real[s])]
+        assert torch.equal(packed["input_ids"][0][seg == s], row)
+        assert torch.equal(packed["completion_mask"][0][seg == s], padded["completion_mask"][s][: int(real[s])])
+    assert torch.equal(packed["labels"], padded["labels"])
