@@ -122,7 +122,8 @@ def hidden_states(body, batch: dict) -> Tensor:
         return body(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
                     cu_seq_lens_q=batch["cu_seq_lens_q"], cu_seq_lens_k=batch["cu_seq_lens_q"],
                     max_length_q=batch["max_length_q"], max_length_k=batch["max_length_q"]).last_hidden_state
-    return body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
+    no_cache = {"use_cache": False} if hasattr(getattr(body, "config", None), "use_cache") else {}  # not the toy
+    return body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache).last_hidden_state
 
 
 def _response_features(body, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
