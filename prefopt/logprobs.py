@@ -10,6 +10,7 @@ of a small model's step), so the logits are kept.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -158,8 +159,6 @@ def frozen_head_weight(head) -> Tensor | None:
     but releases a frozen one (a LoRA run's head) before it, so the recompute would see an empty shard. Passing the
     weight into the checkpoint as a tensor makes the recompute independent of the hooks.
     """
-    import contextlib
-
     weight = getattr(head, "weight", None)
     if not isinstance(head, torch.nn.Linear) or head.bias is not None or weight.requires_grad:
         return None

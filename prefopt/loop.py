@@ -146,13 +146,13 @@ class Trainer:
         with torch.no_grad():
             a, b = (score(to_device(c(examples), self.dev)).float() for c in (padded, self.collate))
         module.train(was_training)
-        gap = float((a - b).abs().max())
+        gap, impl = float((a - b).abs().max()), models.attn_implementation(self.recipe) or "default"
         if gap > 1e-3 * (1 + float(a.abs().max())):
             raise UserError(f"train.layout: packed sequences score differently from padded ones (max gap {gap:.3g}); "
-                            f"this model's attention ({models.attn_implementation(self.recipe)}) does not keep "
-                            "packed sequences apart: use train.layout: padded")
-        return (f"layout: packed (one row per micro-batch, no padding; attention: "
-                f"{models.attn_implementation(self.recipe) or 'default'}; checked on the first batch: max gap {gap:.1e})")
+                            f"this model's attention ({impl}) does not keep packed sequences apart: "
+                            "use train.layout: padded")
+        return f"layout: packed (one row per micro-batch, no padding; attention: {impl}; " \
+               f"checked on the first batch: max gap {gap:.1e})"
 
     def _resume(self) -> None:
         client = eng.load_latest(self.engine, self.run_dir / "checkpoints", self.stepper.engines)

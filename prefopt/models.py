@@ -81,7 +81,8 @@ def attn_implementation(recipe: Recipe) -> str | None:
 def _load(auto_cls, path: str, recipe: Recipe, world: int, where: str = "model.path", **kw):
     _zero3_init(recipe, world)
     m = recipe.model
-    extra = {"attn_implementation": attn_implementation(recipe)} if attn_implementation(recipe) else {}
+    impl = attn_implementation(recipe)
+    extra = {"attn_implementation": impl} if impl else {}
     try:
         return auto_cls.from_pretrained(builtin.resolve(path), trust_remote_code=m.trust_remote_code,
                                         dtype=torch.float32, **extra, **kw)
