@@ -1,7 +1,9 @@
 """`builtin:` names in recipes: the tiny model and the arithmetic data, built locally on first use.
 
 `model.path: builtin:tiny` builds a tiny HF directory under the cache and returns its path; `data.train:
-builtin:arith/pairs/train` writes a JSONL there. Both are then read by the ordinary code paths.
+builtin:arith/pairs/train` writes a JSONL there (`.../train/N/SEED` for N records drawn with another seed);
+`builtin:arith-base` is the embedded task's SFT model (prefopt/tasks/bases.py). All are then read by the ordinary
+code paths.
 """
 
 from __future__ import annotations
@@ -39,15 +41,24 @@ def resolve(spec: str | None) -> str | None:
 
         return _write_jsonl(cache_dir() / "toy-pairs.jsonl", toy.pairs)
     parts = name.split("/")
-    if len(parts) == 3 and parts[0] == "arith" and parts[2] in DATA_SIZES:
+    if parts[0] in ("arith-base", "arith-weak"):
+        from prefopt.tasks import bases
+
+        return bases.resolve(parts[0], parts[1:], cache_dir())
+    if 3 <= len(parts) <= 5 and parts[0] == "arith" and parts[2] in DATA_SIZES:
         from prefopt.tasks import arith
 
         if parts[1] not in ("sft", "pairs", "unpaired", "prompts"):
             raise UserError(f"{spec}: unknown arith kind `{parts[1]}` (sft, pairs, unpaired, prompts)")
-        rows = lambda: arith.records(parts[1], parts[2], DATA_SIZES[parts[2]])
-        return _write_jsonl(cache_dir() / f"arith-{parts[1]}-{parts[2]}.jsonl", rows)
+        if not all(p.isdigit() for p in parts[3:]) or (len(parts) > 3 and int(parts[3]) == 0):
+            raise UserError(f"{spec}: expected builtin:arith/KIND/SPLIT[/N[/SEED]] with N > 0 and SEED >= 0")
+        count, seed = (int(parts[3]) if len(parts) > 3 else DATA_SIZES[parts[2]]), int(parts[4]) if len(parts) > 4 else 0
+        rows = lambda: arith.records(parts[1], parts[2], count, seed)
+        suffix = "" if len(parts) == 3 else f"-{count}-s{seed}"
+        return _write_jsonl(cache_dir() / f"arith-{parts[1]}-{parts[2]}{suffix}.jsonl", rows)
     raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:toy/pairs, "
-                    "builtin:arith/{sft,pairs,unpaired,prompts}/{train,test})")
+                    "builtin:arith/{sft,pairs,unpaired,prompts}/{train,test}[/N[/SEED]], "
+                    "builtin:arith-base[/SEED[/STEPS]], builtin:arith-weak[/SEED[/STEPS]])")
 
 
 def _write_jsonl(path: Path, rows) -> str:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from prefopt.compare import final
 
-RUNS = {"SFT model": "eval_sft", "DPO": "eval_dpo", "DPO + SFT": "eval_dpo_sft", "PPO": "eval_ppo"}
+RUNS = {"SFT base": "eval_sft", "DPO": "eval_dpo", "DPO + SFT": "eval_dpo_sft", "PPO": "eval_ppo"}
 TRAINED = {"DPO": "dpo", "DPO + SFT": "dpo_sft", "PPO": "ppo"}
 THREE_D = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/log_grad_ratio", "3d/chosen_below_ref_frac",
            "3d/entropy", "rewards/accuracies")
@@ -49,7 +49,7 @@ def main(root: Path) -> None:
     t.add_column("")
     for name in RUNS:
         t.add_column(name, justify="right")
-    n = int(evals["SFT model"]["count"])
+    n = int(evals["SFT base"]["count"])
     t.add_row(f"accuracy: 4-5 points (n={n})", *(f"{e['score45']:.1%}" for e in evals.values()))
     t.add_row("5-point answers", *(f"{e['score5']:.1%}" for e in evals.values()))
     console.print(t)
@@ -74,7 +74,7 @@ def main(root: Path) -> None:
     console.print(f"reward model: pair accuracy {last(rm, 'rewards/accuracies'):.2f} at the last step; "
                   f"PPO: reward-model score {ppo[0]['objective/scores']:.3f} -> {ppo[-1]['objective/scores']:.3f}, "
                   f"KL {ppo[-1]['objective/kl']:.3f}, over {ppo[-1]['step']} updates")
-    for name in ("sft", "generate", "judge", "dpo", "dpo_sft", "rm", "ppo", "eval_sft", "eval_dpo", "eval_dpo_sft",
+    for name in ("generate", "judge", "dpo", "dpo_sft", "rm", "ppo", "eval_sft", "eval_dpo", "eval_dpo_sft",
                  "eval_ppo"):
         console.print(f"  {name:13s} {root / name}")
     console.print("  3D plots      " + ", ".join(str(root / run / "plots" / "3d.png") for run in TRAINED.values()))

@@ -150,14 +150,18 @@ def judge(recipe: Recipe, run_dir: Path) -> dict:
         write_atomic(Path(j.output or run_dir / "eval.json"), json.dumps(summary, indent=2) + "\n")
         _report(console, f"judge eval ({j.kind}) of {j.input}", summary, recipe, run_dir)
         return summary
-    other = {}
+    other, other_empty = {}, 0
     if j.rejected_from == "other":
         others = load_generations(j.other, "judge.other")
         for rec, sc in zip(others, score_records(others, scorer, j.kind)):
             judged = [(s, c) for s, c in zip(sc, rec["candidates"]) if s is not None]
+            other_empty += sum(not c.strip() for _, c in judged)  # an empty text cannot be a training response
+            judged = [(s, c) for s, c in judged if c.strip()]
             if judged:
                 other[rec["id"]] = min(judged, key=lambda t: t[0])
     pairs, counts = make_pairs(recipe, records, score_records(records, scorer, j.kind), other)
+    if other_empty:
+        counts["other candidates empty"] += other_empty
     out = Path(j.output or run_dir / "pairs.jsonl")
     write_atomic(out, "".join(json.dumps(p) + "\n" for p in pairs))
     counts_d = {k: float(v) for k, v in sorted(counts.items())}

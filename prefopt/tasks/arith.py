@@ -7,6 +7,7 @@ seeds, and every record carries its reference `answer` for the rule judge.
 from __future__ import annotations
 
 import random
+import zlib
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
@@ -36,12 +37,25 @@ def wrong_solution(p: dict, rng: random.Random) -> str:
     return p["solution"].rsplit("Answer: ", 1)[0] + f"Answer: {wrong}"
 
 
+def split_of(prompt: str) -> str:
+    """`test` for a fixed tenth of all problems (by a stable hash of the prompt), `train` for the rest.
+
+    The problem space is small (about 20k problems), so splits drawn from different seeds alone would overlap:
+    a held-out problem must be one no training set can contain.
+    """
+    return "test" if zlib.crc32(prompt.encode()) % 10 == 0 else "train"
+
+
 def records(kind: str, split: str, n: int, seed: int = 0) -> list[dict]:
-    """`n` records of a kind (`sft`, `pairs`, `unpaired`, `prompts`) for a split (`train` or `test`, disjoint seeds)."""
+    """`n` records of a kind (`sft`, `pairs`, `unpaired`, `prompts`) for a split (`train` or `test`, disjoint)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown arith split {split!r} (train, test)")
     rng = random.Random(f"arith-{split}-{seed}")
     out = []
-    for _ in range(n):
+    while len(out) < n:
         p = problem(rng)
+        if split_of(p["prompt"]) != split:
+            continue
         if kind == "sft":
             out.append({"prompt": p["prompt"], "completion": p["solution"], "answer": p["answer"]})
         elif kind == "pairs":

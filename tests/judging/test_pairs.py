@@ -1,6 +1,8 @@
 """Pairing: best/worst from the policy, reference/other modes, drops counted per reason; eval summary."""
 
-from prefopt.judging import eval_summary, make_pairs
+import json
+
+from prefopt.judging import eval_summary, judge, make_pairs
 from prefopt.schema import Recipe
 
 
@@ -32,6 +34,19 @@ def test_reference_chosen_and_other_rejected():
     assert [(p["chosen"], p["rejected"]) for p in pairs] == [("sol0", "other0")]
     assert counts["dropped: no reference solution"] == 1
     assert counts["dropped: no generation from the other model"] == 1
+
+
+def test_other_models_empty_candidates_never_become_rejected(tmp_path):
+    """The other model's worst is its worst non-empty text: an empty one (rule score 1) is counted, not used."""
+    for name, cands in (("policy", ["1 + 0 = 1. Answer: 1"]), ("other", ["", "Answer: 7", " "])):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(rec(0, cands, reference="0 + 1 = 1. Answer: 1")) + "\n")
+    r = Recipe()
+    r.judge.input, r.judge.other = str(tmp_path / "policy.jsonl"), str(tmp_path / "other.jsonl")
+    r.judge.chosen_from, r.judge.rejected_from = "reference", "other"
+    counts = judge(r, tmp_path / "run")
+    pairs = [json.loads(line) for line in (tmp_path / "run" / "pairs.jsonl").read_text().splitlines()]
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("0 + 1 = 1. Answer: 1", "Answer: 7")]
+    assert counts["other candidates empty"] == 2 and counts["kept"] == 1
 
 
 def test_eval_summary_is_the_papers_metric():

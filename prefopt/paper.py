@@ -1,0 +1,258 @@
+"""Reproduce the paper's LLM experiments (§5) on the embedded task with prefopt's own commands; see docs/paper.md.
+
+`python -m prefopt.paper --seeds 0 1 2` (what scripts/paper.sh runs). Per seed, from `builtin:arith-base/SEED`:
+  1. held-out accuracy of the base (and of the weaker `builtin:arith-weak/SEED`, the paper's "another model");
+  2. 8 candidates per training prompt from both models, judged into the four scenarios' pairs (Table 4);
+  3. vanilla DPO on each scenario (Tables 1 and 2); DPO + SFT, IPO and SLiC on scenario 1's pairs (Table 10);
+     the β⁻ sweep with β⁺ fixed, through scripts/sweep_beta.sh (Figure 9; β⁻ = 0.05 is the flex-β row);
+  4. a reward model and DPO on the same pairs, scored on held-out judged pairs during training (Figure 4);
+  5. PPO against that reward model (Table 3), with the 3D metrics on scenario 1's pairs.
+Every run is a `prefopt` command through the Python API (`prefopt.train`, `generate`, `judge`: the CLI's own
+code), with the demo's recipes; each seed runs in its own process, and its commands are in its commands.log.
+Each seed's numbers go to `<runs>/seed<N>/summary.json`; `prefopt.paper_report` turns them into the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prefopt.fsutil import write_atomic
+from prefopt.sinks import read_metrics
+
+SCENARIOS = {  # Table 4: where chosen and rejected come from
+    "scenario1": ("policy_best", "policy_worst"),
+    "scenario2": ("reference", "policy_worst"),
+    "scenario3": ("policy_best", "other"),
+    "scenario4": ("reference", "other"),
+}
+REGULARISERS = {"dpo_sft": ("dpo", ["loss.sft_weight=1.0"]), "ipo": ("ipo", []), "slic": ("slic", [])}
+THREE_D = ("eval/3d/delta_chosen", "eval/3d/delta_rejected")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of one reproduction; chosen once, the same for every scenario, printed in docs/paper.md."""
+
+    base_steps: int = 0  # 0: the builtin base as shipped (prefopt/tasks/bases.py)
+    weak_steps: int = 0
+    train_prompts: int = 512  # prompts with 8 candidates each -> the pairs
+    eval_problems: int = 500  # held-out problems, one greedy answer each
+    heldout_prompts: int = 200  # held-out prompts judged into pairs, for the RM-vs-DPO accuracy curves
+    dpo_steps: int = 60
+    rm_steps: int = 60
+    ppo_steps: int = 40
+    curve_every: int = 5  # evaluation interval of the RM-vs-DPO runs
+    betas_rejected: tuple = (0.05, 0.02, 0.01)  # β⁻ with β⁺ = 0.1; β⁻ = 0.1 is scenario 1 itself
+    flex_beta_rejected: float = 0.05
+
+
+QUICK = Settings(base_steps=30, weak_steps=30, train_prompts=48, eval_problems=40, heldout_prompts=24, dpo_steps=4,
+                 rm_steps=4, ppo_steps=2, curve_every=2, betas_rejected=(0.05,))
+
+
+class Seed:
+    """One seed's pipeline: runs commands under `<root>/seed<N>/` and collects their numbers."""
+
+    def __init__(self, seed: int, root: Path, settings: Settings):
+        self.seed, self.settings, self.dir = seed, settings, root / f"seed{seed}"
+        self.base = _builtin("arith-base", seed, settings.base_steps)
+        self.weak = _builtin("arith-weak", seed, settings.weak_steps)
+
+    def prefopt(self, command: str, recipe: str, *sets: str):
+        """`prefopt COMMAND --recipe RECIPE --set ...`, run in this process (it is a seed's own); logged first."""
+        import prefopt
+
+        print(f"\n$ prefopt {command} --recipe {recipe} " + " ".join(f"--set {item}" for item in sets), flush=True)
+        if command == "generate":
+            return prefopt.generate(recipe, sets)
+        if command == "judge":
+            return prefopt.judge(recipe, sets)
+        return prefopt.train(recipe, [*sets, "log.console=false"], command=command)
+
+    def generate(self, model: str, prompts: str, name: str, n: int, limit: int) -> Path:
+        recipe = "recipes/demo/generate.yaml" if n > 1 else "recipes/demo/eval_generate.yaml"
+        return self.prefopt("generate", recipe, f"model.path={model}", f"data.train={prompts}",
+                            f"generate.max_prompts={limit}", f"generate.seed={self.seed}",
+                            f"train.output_dir={self.dir / name}")
+
+    def accuracy(self, model: str, name: str) -> dict:
+        """Held-out 5-point and 4-5-point rates of `model` (one greedy answer per problem, rule judge)."""
+        s = self.settings
+        gens = self.generate(model, f"builtin:arith/sft/test/{s.eval_problems}/0", name, 1, s.eval_problems)
+        return self.prefopt("judge", "recipes/demo/eval_judge.yaml", f"judge.input={gens}",
+                            f"train.output_dir={self.dir / name}")
+
+    def pairs(self, gens: Path, name: str, chosen: str = "policy_best", rejected: str = "policy_worst",
+              other: Path | None = None) -> tuple[Path, dict]:
+        """Judge candidates into pairs; returns the file and the kept/dropped counts."""
+        out = self.dir / "pairs" / name
+        extra = [f"judge.other={other}"] if other else []
+        counts = self.prefopt("judge", "recipes/demo/judge.yaml", f"judge.input={gens}", f"judge.chosen_from={chosen}",
+                              f"judge.rejected_from={rejected}", *extra, f"train.output_dir={out}")
+        return out / "pairs.jsonl", dict(counts)
+
+    def train(self, command: str, recipe: str, name: str, data: Path | str, evaldata: Path, steps: int,
+              *sets: str) -> list[dict]:
+        """A training run from the base on `data`, evaluated on `evaldata`; returns its metrics rows."""
+        out = self.prefopt(command, recipe, f"model.path={self.base}", f"data.train={data}", f"data.eval={evaldata}",
+                           f"train.max_steps={steps}", f"train.seed={self.seed}", f"train.output_dir={self.dir / name}",
+                           *sets)
+        return read_metrics(out)
+
+    def run(self) -> dict:
+        s, t0 = self.settings, time.time()
+        summary = {"seed": self.seed, "base": self.accuracy(self.base, "eval_base"),
+                   "weak": self.accuracy(self.weak, "eval_weak")}
+        prompts = f"builtin:arith/sft/train/{s.train_prompts}/{1000 + self.seed}"
+        policy = self.generate(self.base, prompts, "gen_policy", 8, s.train_prompts)
+        other = self.generate(self.weak, prompts, "gen_weak", 8, s.train_prompts)
+        heldout_gens = self.generate(self.base, f"builtin:arith/sft/test/{s.heldout_prompts}/1", "gen_heldout", 8,
+                                     s.heldout_prompts)
+        heldout, summary["heldout_pairs"] = self.pairs(heldout_gens, "heldout")
+        files, summary["pairs"], summary["scenarios"] = {}, {}, {}
+        for name, (chosen, rejected) in SCENARIOS.items():
+            files[name], summary["pairs"][name] = self.pairs(policy, name, chosen, rejected, other)
+            if name != "scenario1":  # the paper's scenarios share one prompt set (MATH*): scenario 1's
+                files[name], summary["pairs"][name]["not in scenario 1"] = _restrict(files[name], files["scenario1"])
+        for name, path in files.items():  # vanilla DPO, evaluated on its own pairs (Table 1) and held out (Table 2)
+            rows = self.train("dpo", "recipes/demo/dpo.yaml", name, path, path, s.dpo_steps)
+            summary["scenarios"][name] = {**_table1(rows), **self.accuracy(self.dir / name / "model", f"eval_{name}"),
+                                          "curves": _curves(rows, THREE_D)}
+        summary["regularisers"] = {}
+        for name, (command, sets) in REGULARISERS.items():
+            rows = self.train(command, "recipes/demo/dpo.yaml", name, files["scenario1"], files["scenario1"],
+                              s.dpo_steps, *sets)
+            summary["regularisers"][name] = {**_table1(rows), **self.accuracy(self.dir / name / "model", f"eval_{name}")}
+        summary["sweep"] = self.sweep(files["scenario1"])
+        summary["regularisers"]["flex_beta"] = summary["sweep"][str(s.flex_beta_rejected)]
+        summary["stability"] = self.stability(files["scenario1"], heldout)
+        summary["ppo"] = self.ppo(files["scenario1"])
+        summary["settings"], summary["seconds"] = asdict(s), round(time.time() - t0)
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        return summary
+
+    def sweep(self, pairs: Path) -> dict:
+        """β⁻ sweep with β⁺ = β = 0.1 through scripts/sweep_beta.sh; β⁻ -> Table 1 numbers and held-out accuracy."""
+        s, root = self.settings, (self.dir / "sweep").resolve()
+        values = " ".join(str(v) for v in s.betas_rejected)
+        sets = [f"model.path={self.base}", f"data.train={pairs}", f"data.eval={pairs}", f"train.max_steps={s.dpo_steps}",
+                f"train.seed={self.seed}", "log.console=false"]
+        args = ["scripts/sweep_beta.sh", "--recipe", "recipes/demo/dpo.yaml", "--values", values, "--param",
+                "beta_rejected", "--beta-chosen", "0.1", "--name", f"paper-seed{self.seed}-sweep", "--out", str(root),
+                *[arg for item in sets for arg in ("--set", item)]]
+        print("\n$ " + " ".join(args), flush=True)
+        from prefopt.engine import DIST_VARS
+
+        env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}  # this process's world is not theirs
+        done = subprocess.run(["bash", *args], env={**env, "PYTHON": sys.executable})
+        if done.returncode:
+            raise RuntimeError(f"seed {self.seed}: scripts/sweep_beta.sh failed (exit {done.returncode})")
+        out = {}
+        for value in s.betas_rejected:
+            run = root / f"beta_rejected={value}"
+            out[str(value)] = {**_table1(read_metrics(run)), **self.accuracy(run / "model", f"eval_sweep_{value}")}
+        return out
+
+    def stability(self, pairs: Path, heldout: Path) -> dict:
+        """Held-out pair accuracy over training of a reward model and of DPO, trained on the same pairs (Fig. 4)."""
+        s, every = self.settings, ["eval.every=" + str(self.settings.curve_every), "eval.probe_size=0"]
+        rm = self.train("rm", "recipes/demo/rm.yaml", "rm", pairs, heldout, s.rm_steps, *every)
+        dpo = self.train("dpo", "recipes/demo/dpo.yaml", "dpo_heldout", pairs, heldout, s.dpo_steps, *every)
+        key = ("eval/rewards/accuracies",)
+        return {"rm": _curves(rm, key)[key[0]], "dpo": _curves(dpo, key)[key[0]]}
+
+    def ppo(self, pairs: Path) -> dict:
+        """PPO from the base against the reward model of `stability`, evaluated like the DPO runs."""
+        s = self.settings
+        rows = self.train("ppo", "recipes/demo/ppo.yaml", "ppo", f"builtin:arith/prompts/train/512/{self.seed}",
+                          pairs, s.ppo_steps, f"ppo.reward.path={self.dir / 'rm' / 'model'}")
+        return {**self.accuracy(self.dir / "ppo" / "model", "eval_ppo"), "curves": _curves(rows, THREE_D)}
+
+
+def _builtin(name: str, seed: int, steps: int) -> str:
+    return f"builtin:{name}/{seed}" + (f"/{steps}" if steps else "")
+
+
+def _restrict(pairs: Path, to: Path) -> tuple[Path, int]:
+    """Keep the pairs whose prompt id is among `to`'s (written beside as *.shared.jsonl); the file and the count cut."""
+    ids = {json.loads(line)["id"] for line in to.read_text().splitlines() if line.strip()}
+    rows = [line for line in pairs.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["id"] in ids]
+    out = pairs.with_name("pairs.shared.jsonl")
+    write_atomic(out, "".join(line + "\n" for line in kept))
+    return out, len(rows) - len(kept)
+
+
+def _curves(rows: list[dict], keys) -> dict[str, list]:
+    return {key: [[row["step"], row[key]] for row in rows if key in row] for key in keys}
+
+
+def _table1(rows: list[dict]) -> dict:
+    """Per-token log-probs of chosen and rejected on the run's own pairs: before training (step 0) and after."""
+    evals = [row for row in rows if "eval/logps/chosen_per_token" in row]
+    first, last = evals[0], evals[-1]
+    return {"logp_chosen_base": first["eval/logps/chosen_per_token"],
+            "logp_rejected_base": first["eval/logps/rejected_per_token"],
+            "logp_chosen": last["eval/logps/chosen_per_token"], "logp_rejected": last["eval/logps/rejected_per_token"],
+            "delta_chosen": last.get("eval/3d/delta_chosen"), "delta_rejected": last.get("eval/3d/delta_rejected")}
+
+
+def _seed_worker(seed: int, root: Path, settings: Settings) -> dict:
+    """One seed in its own process: a world of one, one thread, output to <root>/seed<N>/commands.log."""
+    import torch
+
+    from prefopt.engine import DIST_VARS
+
+    for key in DIST_VARS:
+        os.environ.pop(key, None)
+    os.environ["OMP_NUM_THREADS"] = "1"  # also for the sweep's child processes
+    torch.set_num_threads(1)  # seeds run side by side on the machine's cores
+    (root / f"seed{seed}").mkdir(parents=True, exist_ok=True)
+    log = os.open(root / f"seed{seed}" / "commands.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    try:
+        return Seed(seed, root, settings).run()
+    except Exception as exc:  # the parent sees the message; the traceback stays in the log
+        import traceback
+
+        traceback.print_exc()
+        raise RuntimeError(f"seed {seed} failed: {exc} (see {root / f'seed{seed}' / 'commands.log'})") from None
+
+
+def run_seeds(seeds: list[int], root: Path, settings: Settings) -> list[dict]:
+    """Every seed's pipeline, all seeds side by side in their own processes; their summaries."""
+    import multiprocessing
+
+    root.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(len(seeds), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_seed_worker, seeds, [root] * len(seeds), [settings] * len(seeds)))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--runs", type=Path, default=Path("runs/paper"))
+    ap.add_argument("--docs", type=Path, default=Path("docs"))
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline and the page, not the claims")
+    args = ap.parse_args(argv)
+    from prefopt import paper_report
+
+    t0 = time.time()
+    summaries = run_seeds(args.seeds, args.runs, QUICK if args.quick else Settings())
+    page = paper_report.write(summaries, args.docs, minutes=(time.time() - t0) / 60, quick=args.quick)
+    print(f"wrote {page} ({(time.time() - t0) / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Reproduce the paper's LLM experiments (§5) on the embedded task for seeds 0-2 and write docs/paper.md with its
+# figures and claims table (prefopt/paper.py, prefopt/paper_report.py). About 40 minutes on 2 CPU cores, base
+# models included; --quick runs the same pipeline at toy sizes in under a minute (CI runs it) and writes the page
+# into the directory given by --docs (default: docs/ of a scratch run directory, never the committed page).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+if [ "${1:-}" = --quick ]; then
+  shift
+  exec "$PY" -m prefopt.paper --quick --seeds 0 --runs runs/paper_quick --docs runs/paper_quick/docs "$@"
+fi
+exec "$PY" -m prefopt.paper --seeds 0 1 2 --runs runs/paper --docs docs "$@"

@@ -1,0 +1,73 @@
+"""docs/paper.md: the claims' statistics on worked numbers, the committed page against its summaries, quick mode."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from prefopt import paper_report
+from tests.conftest import ROOT, clean_env
+
+
+def summary(seed=0, s1=40.0, others=(30.0, 31.0, 29.0), base=35.0, ppo=45.0, flex=41.0, sweep=(42.0, 38.0)):
+    """A seed's summary with chosen 4-5-point rates (%); the other numbers are small hand-picked values."""
+    acc = lambda pct: {"score5": pct / 100, "score45": pct / 100}
+    scen = lambda pct, rej_change: {**acc(pct), "logp_chosen_base": -1.0, "logp_chosen": -1.2, "logp_rejected_base": -2.0,
+                                    "logp_rejected": -2.0 + rej_change, "delta_chosen": -3.0, "delta_rejected": -9.0,
+                                    "curves": {}}
+    scenarios = {"scenario1": scen(s1, -0.5)}
+    scenarios.update({f"scenario{k}": scen(p, -0.8) for k, p in zip((2, 3, 4), others)})
+    return {"seed": seed, "base": acc(base), "weak": acc(5.0), "scenarios": scenarios,
+            "regularisers": {"dpo_sft": {**scen(38.0, 0.0), "delta_chosen": 1.5}, "flex_beta": scen(flex, -0.3),
+                             "ipo": scen(39.0, -0.1), "slic": {**scen(39.0, -0.1), "delta_chosen": None}},
+            "sweep": {"0.05": scen(sweep[0], -0.3), "0.01": scen(sweep[1], -0.1)},
+            "stability": {"rm": [[0, 0.5], [5, 0.6], [10, 0.6]], "dpo": [[0, 0.5], [5, 0.8], [10, 0.6]]},
+            "ppo": {**acc(ppo), "curves": {}}, "pairs": {}, "settings": {}}
+
+
+def test_claim_statistics_on_worked_numbers():
+    """Worked by hand from `summary()`:
+    on-policy best: 40 - max(30, 31, 29) = +9; over the base: 40 - 35 = +5;
+    slowest rejected decline: -0.5 - max(-0.8, -0.8, -0.8) = +0.3; degradation: -(-3.0) = +3;
+    DPO + SFT chosen above the reference: +1.5; flex-β over DPO: 41 - 40 = +1;
+    best β⁻ among {0.1: 40, 0.05: 42, 0.01: 38} is 0.05, inside the range: +1;
+    stability: DPO |0.5->0.8->0.6| = mean(30, 20) = 25 pp, RM mean(10, 0) = 5 pp: 25 - 5 = +20;
+    PPO over DPO: 45 - 40 = +5.
+    """
+    values = [c["values"][0] for c in paper_report.claims([summary()])]
+    assert values == pytest.approx([9.0, 5.0, 0.3, 3.0, 1.5, 1.0, 1.0, 20.0, 5.0])
+    flipped = summary(seed=1, s1=28.0, sweep=(39.0, 41.0))  # best β⁻ now the smallest: the sweep claim fails
+    verdicts = [c["verdict"] for c in paper_report.claims([summary(), flipped])]
+    assert verdicts[0] == "mixed (1/2)" and verdicts[6] == "mixed (1/2)" and verdicts[4] == "holds"
+    table = paper_report.claims_table([summary(), flipped])
+    assert table.count("\n") == len(paper_report.CLAIMS) + 1 and "| +9.00 | -3.00 |" in table
+
+
+def test_committed_page_is_what_the_code_produces_from_its_summaries():
+    summaries = json.loads((ROOT / "docs" / "paper" / "summaries.json").read_text())
+    page = (ROOT / "docs" / "paper.md").read_text()
+    assert len(summaries) >= 3, "docs/paper.md must come from at least three seeds"
+    assert paper_report.claims_table(summaries) in page
+    assert paper_report.tables(summaries) in page
+    for figure in ("beta_sweep.png", "rm_vs_dpo.png", "dpo_vs_ppo_3d.png"):
+        assert (ROOT / "docs" / "paper" / figure).exists()
+
+
+def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
+    env = {**clean_env(), "PYTHON": sys.executable}
+    res = subprocess.run(["bash", "scripts/paper.sh", "--quick", "--runs", str(tmp_path / "runs"), "--docs",
+                          str(tmp_path / "docs")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    summaries = json.loads((tmp_path / "docs" / "paper" / "summaries.json").read_text())
+    page = (tmp_path / "docs" / "paper.md").read_text()
+    assert paper_report.claims_table(summaries) in page and paper_report.tables(summaries) in page
+    (seed,) = summaries
+    assert set(seed["scenarios"]) == {"scenario1", "scenario2", "scenario3", "scenario4"}
+    assert set(seed["regularisers"]) == {"dpo_sft", "ipo", "slic", "flex_beta"}
+    assert seed["stability"]["rm"] and seed["stability"]["dpo"] and 0 <= seed["ppo"]["score45"] <= 1
+    shared = {json.loads(line)["id"] for line in (tmp_path / "runs" / "seed0" / "pairs" / "scenario1" /
+                                                   "pairs.jsonl").read_text().splitlines()}
+    for k in (2, 3, 4):  # every scenario trains on scenario 1's prompts only
+        rows = (tmp_path / "runs" / "seed0" / "pairs" / f"scenario{k}" / "pairs.shared.jsonl").read_text().splitlines()
+        assert {json.loads(line)["id"] for line in rows} <= shared
