@@ -44,7 +44,7 @@ class Settings:
     base_steps: int = 0  # 0: the builtin base as shipped (prefopt/tasks/bases.py)
     weak_steps: int = 0
     train_prompts: int = 512  # prompts with 8 candidates each -> the pairs
-    eval_problems: int = 500  # held-out problems, one greedy answer each
+    eval_problems: int = 1000  # held-out problems (draws from ~2,000), one greedy answer each
     heldout_prompts: int = 200  # held-out prompts judged into pairs, for the RM-vs-DPO accuracy curves
     dpo_steps: int = 60
     rm_steps: int = 60
@@ -122,6 +122,7 @@ class Seed:
             files[name], summary["pairs"][name] = self.pairs(policy, name, chosen, rejected, other)
             if name != "scenario1":  # the paper's scenarios share one prompt set (MATH*): scenario 1's
                 files[name], summary["pairs"][name]["not in scenario 1"] = _restrict(files[name], files["scenario1"])
+        summary["same_chosen"] = _same_chosen(files["scenario1"], files["scenario2"])
         for name, path in files.items():  # vanilla DPO, evaluated on its own pairs (Table 1) and held out (Table 2)
             rows = self.train("dpo", "recipes/demo/dpo.yaml", name, path, path, s.dpo_steps)
             summary["scenarios"][name] = {**_table1(rows), **self.accuracy(self.dir / name / "model", f"eval_{name}"),
@@ -189,6 +190,13 @@ def _restrict(pairs: Path, to: Path) -> tuple[Path, int]:
     out = pairs.with_name("pairs.shared.jsonl")
     write_atomic(out, "".join(line + "\n" for line in kept))
     return out, len(rows) - len(kept)
+
+
+def _same_chosen(policy_pairs: Path, reference_pairs: Path) -> float:
+    """Share of prompts whose best policy answer is the dataset's solution word for word (scenarios 1 and 2)."""
+    chosen = lambda path: {r["id"]: r["chosen"] for r in map(json.loads, path.read_text().splitlines())}
+    policy, reference = chosen(policy_pairs), chosen(reference_pairs)
+    return sum(policy[i] == reference.get(i) for i in policy) / max(len(policy), 1)
 
 
 def _curves(rows: list[dict], keys) -> dict[str, list]:
