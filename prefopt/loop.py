@@ -210,7 +210,10 @@ class Trainer:
         if step == 0:
             self.sinks.log(0, {**self.data_metrics(), **self.evaluate()})
         while step < self.total_steps:
-            log_now = (step + 1) % self.recipe.log.every == 0 or step + 1 == self.total_steps
+            # Evaluations happen at logging steps, so a step where one is due logs too (eval.every need not be a
+            # multiple of log.every).
+            eval_due = self.recipe.eval.every and (step + 1) % self.recipe.eval.every == 0
+            log_now = (step + 1) % self.recipe.log.every == 0 or step + 1 == self.total_steps or bool(eval_due)
             tokens += self.stepper.run(step, meter, log_now)
             step += 1
             faults.inject(step, self.rank)

@@ -27,3 +27,13 @@ def test_generate_then_judge(tmp_path):
     assert len(gen.read_text().splitlines()) == 4
     summary = prefopt.judge("recipes/demo/eval_judge.yaml", [f"judge.input={gen}", f"train.output_dir={tmp_path / 'j'}"])
     assert summary["count"] == 4 and 0 <= summary["score45"] <= 1
+
+
+def test_evaluations_follow_eval_every_not_log_every(tmp_path):
+    """eval.every 2 with log.every 5 over 6 steps: evaluations at steps 0, 2, 4 and 6 (the last step always)."""
+    out = prefopt.train("recipes/tiny/dpo.yaml", [f"train.output_dir={tmp_path / 'dpo'}", "train.max_steps=6",
+                                                  "log.every=5", "eval.every=2", "log.console=false",
+                                                  "eval.max_batches=1", "eval.probe_size=0"])
+    rows = read_rows(out)
+    assert [r["step"] for r in rows if "eval/loss" in r] == [0, 2, 4, 6]
+    assert [r["step"] for r in rows if "loss" in r] == [2, 4, 5, 6]
