@@ -2,7 +2,7 @@
 # The on-policy loop on the embedded arithmetic task, end to end on CPU (what `make demo` runs):
 #   SFT base -> evaluate -> generate 8 candidates per prompt -> rule judge -> best/worst pairs -> dpo, dpo+sft ->
 #   evaluate, and the reward-based path on the same pairs: rm -> ppo -> evaluate.
-# The SFT base is builtin:arith-base: `prefopt sft` builds it on first use (about 2 minutes on 2 cores) and caches
+# The SFT base is builtin:arith-base: `prefopt sft` builds it on first use (about 2.5 minutes on 2 cores) and caches
 # it under $PREFOPT_CACHE, so a second demo (and scripts/paper.sh, which aligns the same base) starts at once.
 # Set DEMO_QUICK=1 for the shortened version used in CI (a 40-step base, a few steps per run).
 set -euo pipefail

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduce the paper's LLM experiments (§5) on the embedded task for seeds 0-2 and write docs/paper.md with its
-# figures and claims table (prefopt/paper.py, prefopt/paper_report.py). About 40 minutes on 2 CPU cores, base
-# models included; --quick runs the same pipeline at toy sizes in under a minute (CI runs it) and writes the page
-# into the directory given by --docs (default: docs/ of a scratch run directory, never the committed page).
+# figures and claims table (prefopt/paper.py, prefopt/paper_report.py). 16 minutes on 2 CPU cores with the three
+# bases built from scratch, 9 once they are cached. --quick runs the same pipeline at toy sizes in under a minute
+# (CI runs it) and writes its page under runs/paper_quick/docs (or --docs DIR), never over the committed one.
+# To re-write the page from finished runs: python -m prefopt.paper_report runs/paper docs --minutes M
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
