@@ -19,6 +19,11 @@ SINGLE_RANK_PERSISTENCE = 10**12  # parameters below this many elements are neve
 DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what launchers set
 
 
+def env_for_child() -> dict[str, str]:
+    """This process's environment without the torch.distributed variables, for a child that is its own world."""
+    return {k: v for k, v in os.environ.items() if k not in DIST_VARS}
+
+
 def on_gpu() -> bool:
     return torch.cuda.is_available()
 

@@ -150,10 +150,9 @@ class Seed:
                 "beta_rejected", "--beta-chosen", "0.1", "--name", f"paper-seed{self.seed}-sweep", "--out", str(root),
                 *[arg for item in sets for arg in ("--set", item)]]
         print("\n$ " + " ".join(args), flush=True)
-        from prefopt.engine import DIST_VARS
+        from prefopt.engine import env_for_child
 
-        env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}  # this process's world is not theirs
-        done = subprocess.run(["bash", *args], env={**env, "PYTHON": sys.executable})
+        done = subprocess.run(["bash", *args], env={**env_for_child(), "PYTHON": sys.executable})
         if done.returncode:
             raise RuntimeError(f"seed {self.seed}: scripts/sweep_beta.sh failed (exit {done.returncode})")
         out = {}

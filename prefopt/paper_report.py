@@ -39,9 +39,15 @@ def _roughness(curve: list) -> float:
     return statistics.mean(abs(b - a) for a, b in zip(values, values[1:])) if len(values) > 1 else 0.0
 
 
-def _best_beta(summary: dict) -> float:
+def _sweep(summary: dict) -> dict[float, float]:
+    """β⁻ -> held-out 4-5-point rate; β⁻ = β⁺ = 0.1 is scenario 1's vanilla DPO run."""
     points = {0.1: _acc(summary["scenarios"]["scenario1"])}
     points.update({float(b): _acc(entry) for b, entry in summary["sweep"].items()})
+    return points
+
+
+def _best_beta(summary: dict) -> float:
+    points = _sweep(summary)
     return max(points, key=points.get)
 
 
@@ -83,7 +89,7 @@ def _change(summary: dict, scenario: str) -> float:
 
 
 def _betas(summary: dict) -> list[float]:
-    return [0.1, *(float(b) for b in summary["sweep"])]
+    return list(_sweep(summary))
 
 
 def claims(summaries: list[dict]) -> list[dict]:
@@ -116,8 +122,7 @@ def _ms(values: list, fmt: str = ".1f") -> str:
     if any(v is None for v in values):  # e.g. SLiC's Δ: it has no reference model
         return "n/a"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):{fmt}} ± {sd:.2f}" if fmt.startswith("+") else \
-        f"{statistics.mean(values):{fmt}} ± {sd:{fmt}}"
+    return f"{statistics.mean(values):{fmt}} ± {sd:{fmt.lstrip('+')}}"  # a spread has no sign
 
 
 def _stat(entries: list[dict], key: str, scale: float = 1.0, fmt: str = ".1f") -> str:
@@ -202,8 +207,9 @@ def figures(summaries: list[dict], out_dir: Path) -> dict[str, Path]:
     paths = {}
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for s in summaries:
-        betas = sorted(_betas(s), reverse=True)
-        accs = [_acc(s["scenarios"]["scenario1"]) if b == 0.1 else _acc(s["sweep"][_key(s, b)]) for b in betas]
+        points = _sweep(s)
+        betas = sorted(points, reverse=True)
+        accs = [points[b] for b in betas]
         ax.plot(betas, accs, marker="o", label=f"seed {s['seed']}")
     ax.set(xscale="log", xlabel="β⁻ (β⁺ = 0.1)", ylabel="held-out 4-5 points (%)", title="β⁻ sweep (cf. paper Fig. 9)")
     ax.set_xticks(betas, [f"{b:g}" for b in betas])
@@ -231,10 +237,6 @@ def figures(summaries: list[dict], out_dir: Path) -> dict[str, Path]:
     axes[0].legend(fontsize=7, ncol=2)
     paths["dpo_vs_ppo"] = _save(fig, out_dir / "dpo_vs_ppo_3d.png")
     return paths
-
-
-def _key(summary: dict, beta: float) -> str:
-    return next(k for k in summary["sweep"] if float(k) == beta)
 
 
 def _save(fig, path: Path) -> Path:

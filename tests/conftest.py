@@ -45,9 +45,9 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600, launcher=None) -> subprocess
 
 def clean_env() -> dict:
     """This process's environment without the torch.distributed variables that in-process runs set."""
-    from prefopt.engine import DIST_VARS
+    from prefopt.engine import env_for_child
 
-    return {k: v for k, v in os.environ.items() if k not in DIST_VARS}
+    return env_for_child()
 
 
 def read_rows(run_dir) -> list:

@@ -97,7 +97,7 @@ def _locked(path: Path):
 
 
 def _build(name: str, seed: int, steps: int, home: Path) -> None:
-    from prefopt.engine import DIST_VARS
+    from prefopt.engine import env_for_child
     from prefopt.tiny import build_tiny
 
     shape = SHAPES[name]
@@ -107,8 +107,7 @@ def _build(name: str, seed: int, steps: int, home: Path) -> None:
     recipe.write_text(recipe_text(name, seed, steps, str(work / "init"), str(work / "sft")))
     print(f"builtin:{name}: building the SFT base once ({shape['hidden']} wide, {shape['layers']} layers, "
           f"{steps} steps, seed {seed}); cached at {home}", file=sys.stderr, flush=True)
-    env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}  # the child is a world of one
-    done = subprocess.run([sys.executable, "-m", "prefopt.cli", "sft", "--recipe", str(recipe)], env=env,
+    done = subprocess.run([sys.executable, "-m", "prefopt.cli", "sft", "--recipe", str(recipe)], env=env_for_child(),
                           stdout=sys.stderr, stderr=sys.stderr)
     if done.returncode:
         raise UserError(f"builtin:{name}: the SFT build failed (exit {done.returncode}); its files are in {work}")
