@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from prefopt import builtin, faults, lora, models, plots, probe, refcache, toy
 from prefopt import engine as eng
+from prefopt.data.batching import cut, cut_evenly
 from prefopt.data.collate import Collator
 from prefopt.data.loader import TokenizedData
 from prefopt.errors import UserError
@@ -59,6 +60,11 @@ class Trainer:
             raise UserError("data.train: required (a JSONL/JSON/Parquet path, a save_to_disk dir or a hub id)")
         self.train_data = TokenizedData(d.train, obj.data_kind, self.tok, d, d.split)
         self.eval_data = TokenizedData(d.eval, obj.evaluated_as.data_kind, self.tok, d, d.eval_split) if d.eval else None
+        if recipe.train.max_tokens_per_batch and obj.data_kind in ("unpaired", "prompt"):
+            raise UserError(f"train.max_tokens_per_batch: not for `prefopt {obj.name}` ("
+                            + ("its KL rows pair each prompt with another completion of the same micro-batch, so "
+                               "the loss would depend on how a step is cut" if obj.data_kind == "unpaired" else
+                               "rollout minibatches are train.micro_batch_size responses") + "); set it to 0")
         if recipe.train.precompute_ref and obj.data_kind == "unpaired":
             raise UserError("train.precompute_ref: kto's KL rows pair each prompt with another row's completion, "
                             "which depends on the batch; they cannot be precomputed")
@@ -135,9 +141,11 @@ class Trainer:
         Guards against a model whose attention ignores sequence bounds (remote code, an attention backend that
         does not take them), which would silently attend across sequences.
         """
-        examples = self.train_data.head(self.recipe.train.micro_batch_size)
+        t = self.recipe.train
+        examples = self.train_data.head(t.micro_batch_size)
         if not examples or self.obj.data_kind == "prompt":
             return "layout: padded rollouts (ppo); packed eval batches"
+        examples = cut(examples, self.collate.computed_tokens, t.micro_batch_size, t.max_tokens_per_batch)[0]
         module, padded = self.engine.module, Collator(self.tok.pad_token_id)
         score = (lambda b: sequence_scores(module, b)) if self.obj.head == "score" else \
             (lambda b: sequence_logps(module, b).logps)
@@ -267,16 +275,15 @@ class Trainer:
         was_training = module.training
         module.eval()
         if self.eval_data is not None:
-            items = list(self.eval_data)
-            per = len(items) // self.world  # equal batch counts on every rank
-            mine = items[self.rank * per:(self.rank + 1) * per]
-            bs = self.recipe.train.micro_batch_size
-            limit = self.recipe.eval.max_batches or None
+            items, t = list(self.eval_data), self.recipe.train
+            per = len(items) // self.world  # equal example counts on every rank
+            if self.recipe.eval.max_batches:  # the same examples in either batching
+                per = min(per, self.recipe.eval.max_batches * t.micro_batch_size)
+            slices = [items[r * per:(r + 1) * per] for r in range(self.world)]
+            mine = cut_evenly(slices, self.collate.computed_tokens, t.micro_batch_size, t.max_tokens_per_batch)
             with torch.no_grad():
-                for i, start in enumerate(range(0, len(mine), bs)):
-                    if limit and i >= limit:
-                        break
-                    batch = self.collate(mine[start:start + bs])
+                for examples in mine[self.rank]:
+                    batch = self.collate(examples)
                     losses, pol, ref, ent = self.forward(batch, obj, with_entropy=True)
                     self.metrics_of(meter, batch, obj, losses, pol, ref, ent)
         if self.probe:

@@ -235,6 +235,7 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
                        ("loss.undesirable_weight", r.loss.undesirable_weight),
                        ("optim.weight_decay", r.optim.weight_decay), ("optim.warmup_steps", r.optim.warmup_steps),
                        ("train.max_steps", r.train.max_steps), ("train.save_every", r.train.save_every),
+                       ("train.max_tokens_per_batch", r.train.max_tokens_per_batch),
                        ("eval.every", r.eval.every), ("log.grad_split_every", r.log.grad_split_every)):
         if value < 0:
             fail(key, f"must be >= 0, got {value}")

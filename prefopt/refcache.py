@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from prefopt.data.batching import cut_evenly
 from prefopt.data.collate import Collator
 from prefopt.data.tokenize import TOKENIZATION_VERSION
 from prefopt.logprobs import sequence_logps, to_device
@@ -55,19 +56,19 @@ def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, pad_id: int
     collate, out_idx, out_lp = Collator(pad_id), [], []
     items = list(data)
     per = -(-len(items) // world)
-    mine = items[rank * per:(rank + 1) * per]
+    # Equal slices, so every rank runs as many forwards (ZeRO-3 gathers are collective); the fillers are not kept.
+    filler = {**items[0], "filler": True}
+    slices = [items[r * per:(r + 1) * per] for r in range(world)]
+    slices = [s + [filler] * (per - len(s)) for s in slices]
     dev = next(ref.parameters()).device
-    bs = recipe.train.micro_batch_size
-    steps = -(-per // bs)  # equal forward counts on every rank (ZeRO-3 gathers are collective)
+    t = recipe.train
     with torch.no_grad():
-        for s in range(steps):
-            chunk = mine[s * bs:(s + 1) * bs] or items[:1]
+        for chunk in cut_evenly(slices, collate.computed_tokens, t.micro_batch_size, t.max_tokens_per_batch)[rank]:
             b = collate(chunk)
             lp = sequence_logps(ref, to_device(b, dev)).logps.float().cpu()
-            n = len(chunk)
-            if mine[s * bs:(s + 1) * bs]:
-                out_idx.append(b["idx"])
-                out_lp.append(torch.stack([lp[:n], lp[n:]], dim=1))
+            keep = torch.tensor([not ex.get("filler") for ex in chunk])
+            out_idx.append(b["idx"][keep])
+            out_lp.append(torch.stack([lp[:len(chunk)], lp[len(chunk):]], dim=1)[keep])
     idx = torch.cat(out_idx) if out_idx else torch.zeros(0, dtype=torch.long)
     lps = torch.cat(out_lp) if out_lp else torch.zeros(0, 2)
     if world > 1:

@@ -17,7 +17,8 @@ from prefopt.objectives import Terms
 
 
 class PairStep:
-    """Forward, loss and backward over `train.grad_accum` micro-batches, then one optimizer step."""
+    """Forward, loss and backward over the step's micro-batches (`train.grad_accum` of them, or as many as
+    `train.max_tokens_per_batch` needs), then one optimizer step."""
 
     engines: dict = {}
 
@@ -36,7 +37,7 @@ class PairStep:
         t, recipe = self.t, self.t.recipe
         self.stream = BatchStream(t.train_data, t.collate, recipe.train.micro_batch_size, recipe.train.grad_accum,
                                   t.world, t.rank, recipe.train.seed, recipe.data.shuffle, recipe.data.shuffle_buffer,
-                                  data_state)
+                                  data_state, recipe.train.max_tokens_per_batch)
         self.batches = iter(self.stream)
 
     @property
@@ -55,7 +56,14 @@ class PairStep:
         every = t.recipe.log.grad_split_every
         split_now = every and (step + 1) % every == 0 and obj.has_logps and obj.pairwise
         micro_batches, tokens = next(self.batches), 0.0
+        # The step's loss is the mean over this rank's examples (DeepSpeed then averages the ranks): each
+        # micro-batch contributes its sum over that count, whatever its size, and we, not DeepSpeed's micro-step
+        # counter, say which backward closes the step (a token budget gives a varying number of micro-batches).
+        examples = sum(len(batch["idx"]) for batch in micro_batches)
+        meter.add({"perf/forwards": torch.tensor(float(len(micro_batches)))}, 1.0)
         for i, batch in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            e.set_gradient_accumulation_boundary(last)
             real = float(batch["attention_mask"].sum())
             tokens += real  # padded tokens computed per real token: the cost of the layout
             meter.add({"perf/padding": torch.tensor((batch["input_ids"].numel() - real) / max(real, 1.0))}, 1.0)
@@ -64,8 +72,8 @@ class PairStep:
             if split_now and i == 0:
                 meter.add(self._grad_split(pol, ref), 1.0)
             t.metrics_of(meter, batch, obj, losses, pol, ref, ent)
-            e.backward(losses.mean())
-            if log_now and i == len(micro_batches) - 1 and e.zero_optimization_stage() == 0:
+            e.backward(losses.sum() / examples, scale_wrt_gas=False)
+            if log_now and last and e.zero_optimization_stage() == 0:
                 meter.add({"grad_norm": _grad_norm(e.module)}, 1.0)  # DeepSpeed drops it at stage 0
             e.step()
         return tokens

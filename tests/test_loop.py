@@ -50,15 +50,20 @@ def test_zero3_one_process_and_two_ranks_match_zero0(recipe_file, tmp_path):
     z0 = run(recipe_file, tmp_path, "z0", "deepspeed.stage=0")
     z3 = run(recipe_file, tmp_path, "z3", "deepspeed.stage=3")
     torch.testing.assert_close(losses(z3), losses(z0), atol=1e-4, rtol=0)
+    # The two ranks cut their pairs by a token budget (one or two forwards a step, the same on both ranks)
     res = run_cli("dpo", "-r", recipe_file, "--set", "deepspeed.stage=3", "--set", "train.micro_batch_size=2",
-                  "--set", f"train.output_dir={tmp_path / 'z3x2'}",
+                  "--set", "train.max_tokens_per_batch=130", "--set", f"train.output_dir={tmp_path / 'z3x2'}",
                   launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                             "--master_port", "29531", "-m", "prefopt.cli"])
     assert res.returncode == 0, res.stderr[-3000:]
     two = read_rows(tmp_path / "z3x2")
+    assert {r["perf/forwards"] for r in two if "perf/forwards" in r} == {1.0, 2.0}
     torch.testing.assert_close(losses(two), losses(z0), atol=1e-4, rtol=0)
-    # the split gradient norms agree too, gathered from two ranks' shards
-    pg = lambda rows: [r["3d/param_grad_chosen"] for r in rows if "3d/param_grad_chosen" in r]
+    # the split gradient norms agree too, gathered from two ranks' shards; they are taken on a step's first forward,
+    # so they compare where the two ranks' first forward holds the same 4 pairs as the single process's
+    one_forward = {r["step"] for r in two if r.get("perf/forwards") == 1.0}
+    pg = lambda rows: [r["3d/param_grad_chosen"] for r in rows if "3d/param_grad_chosen" in r and r["step"] in one_forward]
+    assert pg(z0)
     torch.testing.assert_close(pg(two), pg(z0), atol=1e-4, rtol=1e-4)
 
 
@@ -83,7 +88,8 @@ def test_resume_after_preemption_or_kill_matches_straight_run(recipe_file, tmp_p
 def test_precomputed_reference_gives_live_losses_and_is_cached(recipe_file, tmp_path, capsys):
     cache = tmp_path / "refcache"
     live = run(recipe_file, tmp_path, "live")
-    pre = run(recipe_file, tmp_path, "pre", "train.precompute_ref=true", f"train.ref_cache_dir={cache}")
+    pre = run(recipe_file, tmp_path, "pre", "train.precompute_ref=true", f"train.ref_cache_dir={cache}",
+              "train.max_tokens_per_batch=130")  # the reference pass is cut by the budget too
     torch.testing.assert_close(losses(pre), losses(live), atol=1e-5, rtol=0)
     assert "computed 64 pairs" in capsys.readouterr().out
     run(recipe_file, tmp_path, "pre2", "train.precompute_ref=true", f"train.ref_cache_dir={cache}", "loss.beta=0.2")
@@ -212,6 +218,15 @@ def test_odpo_reads_judge_scores_and_without_offset_trains_exactly_as_dpo(recipe
     assert res.returncode == 2 and "data.train: the first pair has no scores" in res.stderr  # unscored pairs
 
 
+def test_a_token_budget_is_refused_where_it_would_change_the_loss(tmp_path):
+    from prefopt.errors import UserError
+    from prefopt.loop import Trainer
+
+    recipe = load_recipe("recipes/tiny/kto.yaml", [f"train.output_dir={tmp_path}", "train.max_tokens_per_batch=200"])
+    with pytest.raises(UserError, match="train.max_tokens_per_batch: not for `prefopt kto`"):
+        Trainer(recipe, OBJECTIVES["kto"], resume=False)
+
+
 def test_kto_bad_unpaired_rows_name_file_and_line(recipe_file, tmp_path):
     rows = arith.records("unpaired", "train", 16)
     rows[2] = {**rows[2], "label": "good"}
@@ -221,18 +236,25 @@ def test_kto_bad_unpaired_rows_name_file_and_line(recipe_file, tmp_path):
     assert res.returncode == 2 and f"{data}:3: wrong type: `label` must be true or false" in res.stderr, res.stderr
 
 
-@pytest.mark.parametrize("cmd", ["dpo", "sft", "rm"])
-def test_packed_and_padded_layouts_train_the_same_10_steps(cmd, tmp_path):
+@pytest.mark.parametrize("cmd, budget", [("dpo", 160), ("sft", 80), ("rm", 160)])  # about 4 forwards a step
+def test_packed_padded_and_token_budget_batches_train_the_same_10_steps(cmd, budget, tmp_path):
     """Every other test here runs the default layout, packed (auto), so the batch-size, accumulation and 1-vs-2-rank
-    invariants above hold with packing; this one pins packed to padded."""
+    invariants above hold with packing; this one pins packed to padded, and 8 pairs a step in one forward to the
+    same 8 cut by a token budget into forwards of different sizes."""
     rows = {}
-    for layout in ("packed", "padded"):
-        recipe = load_recipe(f"recipes/tiny/{cmd}.yaml", [f"train.output_dir={tmp_path / layout}", "train.max_steps=10",
-                                                          "log.every=1", "eval.every=0", f"train.layout={layout}"])
-        rows[layout] = read_rows(train(recipe, OBJECTIVES[cmd]))
+    for name, sets in (("packed", ["train.layout=packed"]), ("padded", ["train.layout=padded"]),
+                       ("budget", ["train.layout=packed", f"train.max_tokens_per_batch={budget}"])):
+        recipe = load_recipe(f"recipes/tiny/{cmd}.yaml", [f"train.output_dir={tmp_path / name}", "train.max_steps=10",
+                                                          "log.every=1", "eval.every=0", *sets])
+        rows[name] = read_rows(train(recipe, OBJECTIVES[cmd]))
     assert len(losses(rows["packed"])) == 10
     torch.testing.assert_close(losses(rows["packed"]), losses(rows["padded"]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(losses(rows["budget"]), losses(rows["packed"]), atol=1e-5, rtol=0)
     assert rows["packed"][-1]["perf/padding"] == 0 and rows["padded"][-1]["perf/padding"] > 0.1
+    eval_loss = {name: [r["eval/loss"] for r in got if "eval/loss" in r] for name, got in rows.items()}
+    torch.testing.assert_close(eval_loss["budget"], eval_loss["packed"], atol=1e-5, rtol=0)  # eval is cut too
+    forwards = [r["perf/forwards"] for r in rows["budget"] if "perf/forwards" in r]
+    assert min(forwards) >= 2 and len(set(forwards)) > 1  # the budget cut the steps, and differently
 
 
 def test_packing_is_refused_when_the_attention_lets_sequences_see_each_other(recipe_file, tmp_path, monkeypatch):

@@ -50,6 +50,7 @@ def test_overrides_coerce_types_and_repeat(tmp_path):
     ("ppo.rollout_batch_size=0", "must be > 0"),
     ("loss.beta=-1", "loss.beta=-1: must be > 0"),
     ("data.max_prompt_length=900", "must be in (0, data.max_length=512)"),
+    ("train.max_tokens_per_batch=-5", "train.max_tokens_per_batch=-5: must be >= 0"),
     ("loss", "expected KEY=VALUE"),
 ])
 def test_bad_overrides_name_the_key(tmp_path, override, message):

@@ -74,15 +74,11 @@ class Collator:
     def __call__(self, examples: list[dict]) -> dict:
         """Collate preference triples (`chosen_ids`+`rejected_ids`), SFT pairs (`completion_ids`) or unpaired
         feedback (`completion_ids`+`label`)."""
-        sides = ("chosen_ids", "rejected_ids") if "chosen_ids" in examples[0] else ("completion_ids",)
-        rows = [(ex["prompt_ids"], ex[side]) for side in sides for ex in examples]
+        rows = _rows(examples)
         unpaired = "label" in examples[0]
-        if unpaired:  # KL rows: prompt i with completion i+1 (a mismatched pair; a batch of one pairs with itself)
-            rows += [(ex["prompt_ids"], examples[(i + 1) % len(examples)]["completion_ids"])
-                     for i, ex in enumerate(examples)]
         batch = self._packed(rows) if self.layout == "packed" else self._padded(rows)
         batch.update(idx=torch.tensor([ex["idx"] for ex in examples]),
-                     n_pairs=len(examples) if len(sides) == 2 or unpaired else 0)
+                     n_pairs=len(examples) if "chosen_ids" in examples[0] or unpaired else 0)
         if unpaired:
             batch["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=torch.bool)
         if all("score_chosen" in ex for ex in examples):
@@ -92,6 +88,19 @@ class Collator:
             batch["ref_logps"] = torch.tensor([ex["ref_logps"][s] for s in range(2) for ex in examples],
                                               dtype=torch.float32)
         return batch
+
+    def computed_tokens(self, examples: list[dict]) -> int:
+        """Tokens one forward over these examples computes in this layout, padding included (the budget of
+        `train.max_tokens_per_batch`).
+
+        >>> ex = [{"prompt_ids": [5, 6], "chosen_ids": [7, 2], "rejected_ids": [8, 9, 2]}]
+        >>> Collator(0).computed_tokens(ex), Collator(0, layout="packed").computed_tokens(ex)
+        (10, 9)
+        """
+        lengths = [len(p) + len(r) for p, r in _rows(examples)]
+        width = max(lengths) if self.layout == "padded" else sum(lengths)
+        width = -(-width // self.multiple) * self.multiple
+        return width * len(lengths) if self.layout == "padded" else width
 
     def _padded(self, rows: list[tuple[list, list]]) -> dict:
         """One row per sequence, padded on the right to the longest."""
@@ -120,6 +129,16 @@ class Collator:
         return {"input_ids": row(ids), "attention_mask": row([1] * total + [0] * pad), "completion_mask": row(comp),
                 "position_ids": row(pos), "segment": row(seg), "n_seqs": len(rows),
                 "cu_seq_lens_q": torch.tensor(cu, dtype=torch.int32), "max_length_q": max(lengths + [pad])}
+
+
+def _rows(examples: list[dict]) -> list[tuple[list, list]]:
+    """(prompt, response) token lists of every sequence, in the order the module docstring gives."""
+    sides = ("chosen_ids", "rejected_ids") if "chosen_ids" in examples[0] else ("completion_ids",)
+    rows = [(ex["prompt_ids"], ex[side]) for side in sides for ex in examples]
+    if "label" in examples[0]:  # KL rows: prompt i with completion i+1 (a mismatched pair; a batch of one: itself)
+        rows += [(ex["prompt_ids"], examples[(i + 1) % len(examples)]["completion_ids"])
+                 for i, ex in enumerate(examples)]
+    return rows
 
 
 def left_padded(ids: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ from typing import Iterator
 import torch
 
 from prefopt import builtin
+from prefopt.data.batching import cut, cut_evenly
 from prefopt.data.collate import Collator
 from prefopt.data.sources import BadRows, iter_records
 from prefopt.data.tokenize import LoadStats, iter_examples
@@ -105,11 +106,12 @@ def _buffer_shuffle(it: Iterator[dict], rng: random.Random, size: int) -> Iterat
 
 
 class BatchStream:
-    """Yields, per optimizer step, this rank's `accum` collated micro-batches; `state` is the resume point."""
+    """Yields, per optimizer step, this rank's collated micro-batches (`accum` of `micro` examples, or with
+    `max_tokens` as many as the token budget needs; prefopt/data/batching.py); `state` is the resume point."""
 
     def __init__(self, data: TokenizedData, collate: Collator, micro: int, accum: int, world: int, rank: int,
-                 seed: int, shuffle: bool = True, buffer: int = 1000, state: dict | None = None):
-        self.data, self.collate = data, collate
+                 seed: int, shuffle: bool = True, buffer: int = 1000, state: dict | None = None, max_tokens: int = 0):
+        self.data, self.collate, self.max_tokens = data, collate, max_tokens
         self.micro, self.accum, self.world, self.rank = micro, accum, world, rank
         self.seed, self.shuffle, self.buffer = seed, shuffle, buffer
         self.state = dict(state or {"epoch": 0, "offset": 0})
@@ -137,6 +139,10 @@ class BatchStream:
             for _ in range(self.global_batch):
                 ex, epoch, n = next(stream)
                 batch.append(ex)
-            mine = batch[self.rank * per_rank:(self.rank + 1) * per_rank]
+            slices = [batch[r * per_rank:(r + 1) * per_rank] for r in range(self.world)]
             self.state = {"epoch": epoch, "offset": n}
-            yield [self.collate(mine[i * self.micro:(i + 1) * self.micro]) for i in range(self.accum)]
+            if self.max_tokens:  # every rank cuts every slice, so all agree on the number of forwards
+                mine = cut_evenly(slices, self.collate.computed_tokens, self.micro, self.max_tokens)[self.rank]
+            else:
+                mine = cut(slices[self.rank], self.collate.computed_tokens, self.micro)
+            yield [self.collate(examples) for examples in mine]
