@@ -8,7 +8,8 @@ the same device session:
     SIZE=0.5b BS=8 GC=1 python ../shared/bench/trl_dpo_bench.py           # TRL defaults, same machine
 
 Env: SIZE (tiny | small | 0.5b | 1.5b), BS, STEPS, STAGE (ZeRO stage), PRECOMPUTE (1: precomputed reference),
-GC (1: gradient checkpointing), LAYOUT (auto | packed | padded), VOCAB, DS_JSON (a DeepSpeed config used as is),
+GC (1: gradient checkpointing), LAYOUT (auto | packed | padded), MAX_TOKENS (train.max_tokens_per_batch; BS is
+then the pairs per step), VOCAB, DS_JSON (a DeepSpeed config used as is),
 PROFILE (1: a torch.profiler table instead). It runs `prefopt dpo` as a user would and prints one `RESULT {json}`
 line from its metrics.jsonl. `benchmarks/vs_trl.sh` runs it beside TRL. Not a test: it asserts nothing.
 """
@@ -70,6 +71,7 @@ def main() -> None:
     size, bs, steps = os.environ.get("SIZE", "0.5b"), int(os.environ.get("BS", 8)), int(os.environ.get("STEPS", 30))
     stage, vocab = int(os.environ.get("STAGE", 3)), int(os.environ.get("VOCAB", 151936))
     precompute, gc = os.environ.get("PRECOMPUTE", "0") == "1", os.environ.get("GC", "0") == "1"
+    max_tokens = int(os.environ.get("MAX_TOKENS", 0))
     work = Path(tempfile.mkdtemp(prefix="prefopt-bench-"))
     model_dir, data, per_pair = build(work, size, vocab, bs * (steps + 2))
     recipe_path = work / "bench.yaml"
@@ -82,7 +84,8 @@ data: {{train: {data}, max_length: 1024, max_prompt_length: 512, shuffle: false}
 loss: {{beta: 0.1}}
 optim: {{lr: 1.0e-6, schedule: constant}}
 train: {{max_steps: {steps}, micro_batch_size: {bs}, precompute_ref: {str(precompute).lower()},
-         ref_cache_dir: {work / 'ref'}, output_dir: {work / 'run'}, layout: {os.environ.get('LAYOUT', 'auto')}}}
+         ref_cache_dir: {work / 'ref'}, output_dir: {work / 'run'}, layout: {os.environ.get('LAYOUT', 'auto')},
+         max_tokens_per_batch: {max_tokens}}}
 deepspeed: {ds}
 log: {{every: 5, console: false}}
 eval: {{probe_size: 0}}
@@ -110,8 +113,9 @@ eval: {{probe_size: 0}}
                tokens_per_pair=round(per_pair, 1), tokens_per_s=round(sum(windows) / max(len(windows), 1), 1),
                total_s=round(total, 1), device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                peak_gib=round(rows[-1]["mem/peak_gib"], 2) if "mem/peak_gib" in rows[-1] else None,
+               resident_gib=round(rows[-1]["mem/resident_gib"], 2) if "mem/resident_gib" in rows[-1] else None,
                final_loss=rows[-1].get("loss"), layout=os.environ.get("LAYOUT", "auto"),
-               padding=rows[-1].get("perf/padding"))
+               padding=rows[-1].get("perf/padding"), max_tokens=max_tokens, forwards=rows[-1].get("perf/forwards"))
     print("RESULT " + json.dumps(out), flush=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from prefopt import portable
 from prefopt.fsutil import replace_dir, write_atomic
 from prefopt.schema import Recipe
 
@@ -52,6 +54,22 @@ def setup_distributed() -> tuple[int, int]:
 
 def device() -> torch.device:
     return torch.device(f"cuda:{torch.cuda.current_device()}") if on_gpu() else torch.device("cpu")
+
+
+def for_world(recipe: Recipe, world: int) -> tuple[Recipe, str | None]:
+    """The recipe this world runs: ZeRO-3 on a single rank becomes stage 0, with a note saying so (else None).
+
+    One rank has nothing to shard, and ZeRO-3's machinery (hooks around every module, flat fp32 partitions, copies
+    between them) still cost half the throughput on one H100 with every parameter kept resident. Its checkpoints
+    are written in the portable form (prefopt/portable.py), which a ZeRO-3 run on more ranks resumes. Offloading
+    and a DeepSpeed JSON given as is keep stage 3: they ask for more than sharding.
+    """
+    d = recipe.deepspeed
+    if world != 1 or d.stage != 3 or d.offload_param or d.offload_optimizer or d.config:
+        return recipe, None
+    fast = dataclasses.replace(recipe, deepspeed=dataclasses.replace(d, stage=0))
+    return fast, ("deepspeed.stage: 3 on a single rank runs as ZeRO stage 0 (one rank has nothing to shard); "
+                  "checkpoints are portable: a ZeRO-3 run on more ranks resumes them")
 
 
 def use_bf16(recipe: Recipe) -> bool:
@@ -145,13 +163,15 @@ def build_frozen(model, recipe: Recipe, world: int):
 TAG = "state"
 
 
-def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int, extra: dict | None = None) -> Path:
+def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int, extra: dict | None = None,
+                    portable_form: bool = False) -> Path:
     """Write `root/step-N` through a temporary name and an atomic rename; then point `root/latest` at it.
 
     Frozen parameters are left out: they never change (a LoRA run's base weights) and load again from model.path.
 
     The policy engine (and `client_state`) go to `step-N/` itself; each of `extra` (e.g. PPO's critic) to
-    `step-N/<name>/`, inside the same atomic rename, so a checkpoint is complete or absent.
+    `step-N/<name>/`, inside the same atomic rename, so a checkpoint is complete or absent. `portable_form`
+    writes prefopt/portable.py's layout-independent form instead of DeepSpeed's own.
     """
     import torch.distributed as dist
 
@@ -160,9 +180,12 @@ def save_checkpoint(engine, root: Path, step: int, client_state: dict, keep: int
     if dist.get_rank() == 0 and tmp.exists():
         shutil.rmtree(tmp)
     dist.barrier()
-    engine.save_checkpoint(str(tmp), tag=TAG, client_state=client_state, exclude_frozen_parameters=True)
-    for name, other in (extra or {}).items():
-        other.save_checkpoint(str(tmp / name), tag=TAG, exclude_frozen_parameters=True)
+    for name, each in {"": engine, **(extra or {})}.items():
+        client = client_state if each is engine else None
+        if portable_form:
+            portable.save(each, tmp / name, client)
+        else:
+            each.save_checkpoint(str(tmp / name), tag=TAG, client_state=client or {}, exclude_frozen_parameters=True)
     dist.barrier()
     if dist.get_rank() == 0:
         if final.exists():
@@ -183,11 +206,14 @@ def load_latest(engine, root: Path, extra: dict | None = None) -> dict | None:
     if not pointer.exists():
         return None
     path = root / pointer.read_text().strip()
-    _, client = engine.load_checkpoint(str(path), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True,
-                                       load_module_strict=_all_trainable(engine))
-    for name, other in (extra or {}).items():
-        other.load_checkpoint(str(path / name), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True,
-                              load_module_strict=_all_trainable(other))
+    client = None
+    for name, each in {"": engine, **(extra or {})}.items():
+        if portable.is_portable(path / name):  # written by a single rank's ZeRO-3: any stage and world load it
+            got = portable.load(each, path / name)
+        else:
+            _, got = each.load_checkpoint(str(path / name), tag=TAG, load_optimizer_states=True,
+                                          load_lr_scheduler_states=True, load_module_strict=_all_trainable(each))
+        client = got if each is engine else client
     return client
 
 

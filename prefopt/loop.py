@@ -41,14 +41,15 @@ class Trainer:
     """Holds the engine, reference, data, step and sinks of one run."""
 
     def __init__(self, recipe: Recipe, obj: Objective, resume: bool):
-        self.recipe, self.obj = recipe, obj
         resolve_betas(recipe.loss)
         self.rank, self.world = eng.setup_distributed()
+        written, (recipe, fast_path) = recipe, eng.for_world(recipe, self.world)  # the run dir keeps `written`
+        self.recipe, self.obj, self.portable_checkpoints = recipe, obj, fast_path is not None
         self.dev = eng.device()
         self.run_dir = run_dir_of(recipe)
         if self.rank == 0:  # first, so a crashed run is traceable; the header names the objective
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "recipe.yaml").write_text(f"# prefopt {obj.name}\n" + dump_recipe(recipe))
+            (self.run_dir / "recipe.yaml").write_text(f"# prefopt {obj.name}\n" + dump_recipe(written))
         random.seed(recipe.train.seed)
         torch.manual_seed(recipe.train.seed)
         self.stop_requested = False
@@ -91,11 +92,13 @@ class Trainer:
         self.state = {"step": 0, "data": None}
         if resume:
             self._resume()
-        self.sinks = Sinks(self.run_dir, recipe, self.total_steps, self.rank, self.state["step"])
+        self.sinks = Sinks(self.run_dir, written, self.total_steps, self.rank, self.state["step"])
         for data in filter(None, (self.train_data, self.eval_data)):
             self.note(data.report())
         if lora.enabled(recipe):
             self.note(lora.summary(self.engine.module))
+        if fast_path:
+            self.note(fast_path)
 
     # ------------------------------------------------------------------------------------------------ set-up
 
@@ -244,8 +247,12 @@ class Trainer:
         stop = m.pop("stop") > 0
         m["tokens_per_s"] = m.pop("tokens") / max(seconds, 1e-9)
         m.update(lr=e.get_lr()[0], epoch=self.stepper.data_state["epoch"])
-        if eng.on_gpu():  # peak since the start of the run, this rank; a host-side counter, no sync
+        if eng.on_gpu():  # this rank, from the allocator's host-side counters (no sync)
+            # Between steps only what persists is allocated: weights, gradients, optimizer states, the reference.
+            # The peak (since the start of the run) minus that is what the steps add: activations, temporaries.
             m["mem/peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            m["mem/resident_gib"] = torch.cuda.memory_allocated() / 2**30
+            m["mem/rest_gib"] = m["mem/peak_gib"] - m["mem/resident_gib"]
         if e.zero_optimization_stage() > 0 and e.get_global_grad_norm() is not None:
             m["grad_norm"] = float(e.get_global_grad_norm())
         if r.model.kind == "toy_mlp":
@@ -300,7 +307,7 @@ class Trainer:
                "cuda": torch.cuda.get_rng_state() if eng.on_gpu() else None}
         client = {"step": step, "data": self.stepper.data_state, "rng": rng, "objective": self.stepper.state_dict()}
         eng.save_checkpoint(self.engine, self.run_dir / "checkpoints", step, client, self.recipe.train.keep_checkpoints,
-                            self.stepper.engines)
+                            self.stepper.engines, self.portable_checkpoints)
 
     def _finish(self, step: int) -> Path:
         if self.recipe.train.save_every:

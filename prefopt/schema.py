@@ -112,7 +112,7 @@ class TrainConfig:
     epochs: int = 1  # used when max_steps is 0
     micro_batch_size: int = 4  # pairs per rank per forward
     grad_accum: int = 1  # micro-batches per optimizer step
-    max_tokens_per_batch: int = 0  # >0: cut each step's micro_batch_size × grad_accum examples into forwards of at most this many tokens
+    max_tokens_per_batch: int = 0  # >0: cut a step's examples into forwards of at most this many tokens
     seed: int = 0  # model init (toy), data order, sampling
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     save_every: int = 0  # 0: only at the end (and on SIGTERM/SIGUSR1)
@@ -124,7 +124,7 @@ class TrainConfig:
 
 @dataclass
 class DeepSpeedConfig:
-    stage: Literal[0, 1, 2, 3] = 0  # ZeRO stage; 3 shards the policy and the reference (one rank: params stay resident)
+    stage: Literal[0, 1, 2, 3] = 0  # ZeRO stage; 3 shards the policy and the reference (one rank: runs as stage 0)
     offload_optimizer: bool = False  # ZeRO optimizer state on CPU
     offload_param: bool = False  # ZeRO-3 parameters on CPU
     config: Optional[str] = None  # a DeepSpeed JSON used as is (batch sizes are still set from train.*)

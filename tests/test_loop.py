@@ -38,9 +38,14 @@ def losses(rows):
 
 @pytest.mark.parametrize("stage", [0, 2, 3])
 def test_batch_4x1_equals_batch_1x4(recipe_file, tmp_path, stage):
-    """At every ZeRO stage (ZeRO-3 once overwrote, not accumulated, the gradients of earlier micro-batches)."""
-    a = run(recipe_file, tmp_path, "a", "train.micro_batch_size=4", "train.grad_accum=1", f"deepspeed.stage={stage}")
-    b = run(recipe_file, tmp_path, "b", "train.micro_batch_size=1", "train.grad_accum=4", f"deepspeed.stage={stage}")
+    """At every ZeRO stage (ZeRO-3 once overwrote, not accumulated, the gradients of earlier micro-batches). One
+    process runs `deepspeed.stage: 3` as stage 0, so stage 3 comes as a DeepSpeed JSON, which is used as is."""
+    zero = f"deepspeed.stage={stage}"
+    if stage == 3:
+        (tmp_path / "z3.json").write_text('{"zero_optimization": {"stage": 3}, "gradient_clipping": 1.0}')
+        zero = f"deepspeed.config={tmp_path / 'z3.json'}"
+    a = run(recipe_file, tmp_path, "a", "train.micro_batch_size=4", "train.grad_accum=1", zero)
+    b = run(recipe_file, tmp_path, "b", "train.micro_batch_size=1", "train.grad_accum=4", zero)
     assert len(losses(a)) == 6
     torch.testing.assert_close(losses(a), losses(b), atol=1e-5, rtol=0)
     assert losses(a)[0] != losses(a)[-1]  # it trained
@@ -83,6 +88,29 @@ def test_resume_after_preemption_or_kill_matches_straight_run(recipe_file, tmp_p
     resumed = read_rows(out)
     assert [r["step"] for r in resumed] == [r["step"] for r in straight]  # no duplicated or missing steps
     torch.testing.assert_close(losses(resumed), losses(straight), atol=1e-5, rtol=0)
+
+
+def test_single_rank_zero3_runs_as_stage0_and_two_zero3_ranks_resume_its_checkpoint(recipe_file, tmp_path):
+    """One process with `deepspeed.stage: 3` takes the stage-0 fast path and writes a portable checkpoint; two
+    ZeRO-3 ranks (the same 4 pairs a step, 2 each) resume it and go on exactly as the uninterrupted process."""
+    sets = ["train.max_steps=10", "train.save_every=5", "deepspeed.stage=3"]
+    straight = run(recipe_file, tmp_path, "straight", *sets)
+    out = tmp_path / "cut"
+    args = ["dpo", "-r", recipe_file, "--set", f"train.output_dir={out}"] + [x for s in sets for x in ("--set", s)]
+    first = run_cli(*args, env={"PREFOPT_FAULT": "sigterm@5"})
+    assert first.returncode == 3, first.stderr[-2000:]
+    assert "deepspeed.stage: 3 on a single rank runs as ZeRO stage 0" in first.stdout
+    assert (out / "checkpoints" / "step-5" / "portable.pt").is_file()
+    assert "stage: 3" in (out / "recipe.yaml").read_text()  # the run directory keeps what the user wrote
+    second = run_cli(*args, "--resume", "--set", "train.micro_batch_size=2",
+                     launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--master_port", "29535", "-m", "prefopt.cli"])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from step 5" in second.stdout and "runs as ZeRO stage 0" not in second.stdout
+    resumed = read_rows(out)
+    assert [r["step"] for r in resumed] == [r["step"] for r in straight]
+    torch.testing.assert_close(losses(resumed), losses(straight), atol=1e-4, rtol=0)
+    torch.testing.assert_close([r["lr"] for r in resumed if "lr" in r], [r["lr"] for r in straight if "lr" in r])
 
 
 def test_precomputed_reference_gives_live_losses_and_is_cached(recipe_file, tmp_path, capsys):

@@ -143,6 +143,6 @@ class BatchStream:
             self.state = {"epoch": epoch, "offset": n}
             if self.max_tokens:  # every rank cuts every slice, so all agree on the number of forwards
                 mine = cut_evenly(slices, self.collate.computed_tokens, self.micro, self.max_tokens)[self.rank]
-            else:
-                mine = cut(slices[self.rank], self.collate.computed_tokens, self.micro)
+            else:  # `collate` may be any callable here (PPO's prompt chunks: `list`)
+                mine = cut(slices[self.rank], len, self.micro)
             yield [self.collate(examples) for examples in mine]
