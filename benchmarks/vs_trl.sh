@@ -45,13 +45,14 @@ for log in sorted(pathlib.Path(sys.argv[1]).glob("*.log")):
 base = next((r["tokens_per_s"] for name, r in rows if name.startswith("trl_GC_1")), None)
 best = max((r["tokens_per_s"] for name, r in rows if name.startswith("trl")), default=None)
 # rest GiB: the peak minus what stays allocated between steps (weights, gradients, optimizer states, reference)
-print(f"\n{'run':44} {'tokens/s':>10} {'peak GiB':>9} {'rest GiB':>9} {'padding':>8} {'vs TRL default':>15} "
+width = max([44] + [len(name) for name, _ in rows])
+print(f"\n{'run':{width}} {'tokens/s':>10} {'peak GiB':>9} {'rest GiB':>9} {'padding':>8} {'vs TRL default':>15} "
       f"{'vs TRL best':>12}")
 for name, r in rows:
     ratio = f"{r['tokens_per_s'] / base:.2f}x" if base else "-"
     vs_best = f"{r['tokens_per_s'] / best:.2f}x" if best else "-"
     pad = f"{r['padding']:.1%}" if r.get("padding") is not None else "-"
     rest = f"{r['peak_gib'] - r['resident_gib']:.2f}" if r.get("resident_gib") is not None else "-"
-    print(f"{name:44} {r['tokens_per_s']:>10.0f} {r.get('peak_gib') or 0:>9.2f} {rest:>9} {pad:>8} {ratio:>15} "
+    print(f"{name:{width}} {r['tokens_per_s']:>10.0f} {r.get('peak_gib') or 0:>9.2f} {rest:>9} {pad:>8} {ratio:>15} "
           f"{vs_best:>12}")
 EOF

@@ -33,6 +33,16 @@ def _sharded(p) -> bool:
     return hasattr(p, "ds_id") or hasattr(p, "_hp_mapping")
 
 
+def _masters(engine) -> dict[int, torch.Tensor]:
+    """id(parameter) -> its fp32 master where DeepSpeed keeps one per parameter: the unfused fp16/bf16 wrapper that
+    stage 0 uses with low-precision weights (the optimizer steps the masters, so their states hold the moments)."""
+    opt = engine.optimizer
+    low, high = getattr(opt, "fp16_groups", None), getattr(opt, "fp32_groups", None)
+    if not low or not high:
+        return {}
+    return {id(p): m for lows, highs in zip(low, high) for p, m in zip(lows, highs)}
+
+
 def _base_optimizer(engine):
     """The torch optimizer whose `state` holds the moments (DeepSpeed's wrappers keep it as `.optimizer`)."""
     opt = engine.optimizer
@@ -61,14 +71,15 @@ def save(engine, directory: Path, client_state: dict | None = None) -> None:
     """Write `directory/portable.pt` (full tensors on CPU, gathered where sharded)."""
     from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
 
-    base = _base_optimizer(engine)
+    base, masters = _base_optimizer(engine), _masters(engine)
     params = {}
     for name, p in _trainable(engine):
         if _sharded(p):
             entry = {"fp32": safe_get_full_fp32_param(p), **{k: safe_get_full_optimizer_state(p, k) for k in MOMENTS}}
-        else:  # a plain torch optimizer (stage 0 in fp32): the parameter is the master
-            state = base.state.get(p, {})
-            entry = {"fp32": p.detach(), **{k: state.get(k, torch.zeros_like(p)) for k in MOMENTS}}
+        else:  # stage 0: the fp32 master beside a low-precision weight, or the parameter itself in fp32
+            master = masters.get(id(p), p)
+            state = base.state.get(master, {})
+            entry = {"fp32": master.detach(), **{k: state.get(k, torch.zeros_like(master)) for k in MOMENTS}}
         params[name] = {k: v.detach().float().cpu().clone().view(p.ds_shape if hasattr(p, "ds_id") else p.shape)
                         for k, v in entry.items()}
     steps = [float(s["step"]) for s in base.state.values() if "step" in s]
@@ -97,7 +108,7 @@ def load(engine, directory: Path) -> dict | None:
     with ctx, torch.no_grad():
         for name, p in named:
             p.data.copy_(blob["params"][name]["fp32"].to(p.device, p.dtype))
-    base = _base_optimizer(engine)
+    base, masters = _base_optimizer(engine), _masters(engine)
     _create_state(engine, base)
     for name, p in named:
         entry = {k: v.to(p.device) for k, v in blob["params"][name].items()}
@@ -106,8 +117,11 @@ def load(engine, directory: Path) -> dict | None:
             for k in MOMENTS:
                 safe_set_full_optimizer_state(p, entry[k], k)
         else:
+            master = masters.get(id(p), p)
+            with torch.no_grad():
+                master.copy_(entry["fp32"])  # a no-op copy when the parameter is its own master
             for k in MOMENTS:
-                base.state[p][k].copy_(entry[k])
+                base.state[master][k].copy_(entry[k])
     for state in base.state.values():  # one step count for all (DeepSpeed's flat partitions or the parameters)
         state["step"].fill_(blob["adam_step"])
     if blob["scheduler"] is not None and engine.lr_scheduler is not None:

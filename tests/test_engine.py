@@ -3,7 +3,7 @@
 import json
 import math
 
-from prefopt.engine import ds_config, lr_lambda
+from prefopt.engine import ds_config, for_world, lr_lambda
 from prefopt.recipe import load_recipe
 
 
@@ -37,6 +37,17 @@ def test_stage3_keeps_parameters_resident_only_on_a_single_rank_without_param_of
     assert key not in ds_config(r, world=2)["zero_optimization"]  # sharding is the point: DeepSpeed's default
     r.deepspeed.offload_param = True
     assert key not in ds_config(r, world=1)["zero_optimization"]  # the parameters must live on the CPU
+
+
+def test_zero3_on_a_single_rank_runs_as_stage0_unless_offloading_or_a_json_asks_for_more(tmp_path):
+    r = recipe(tmp_path, "deepspeed: {stage: 3}\n")
+    fast, note = for_world(r, world=1)
+    assert fast.deepspeed.stage == 0 and "runs as ZeRO stage 0" in note
+    assert r.deepspeed.stage == 3  # the user's recipe is not changed
+    assert for_world(r, world=2) == (r, None)
+    for text in ("deepspeed: {stage: 3, offload_param: true}\n", "deepspeed: {stage: 3, offload_optimizer: true}\n",
+                 "deepspeed: {stage: 2}\n"):
+        assert for_world(recipe(tmp_path, text), world=1)[1] is None
 
 
 def test_warmup_then_cosine_and_linear(tmp_path):

@@ -113,6 +113,19 @@ def test_single_rank_zero3_runs_as_stage0_and_two_zero3_ranks_resume_its_checkpo
     torch.testing.assert_close([r["lr"] for r in resumed if "lr" in r], [r["lr"] for r in straight if "lr" in r])
 
 
+def test_bf16_single_rank_zero3_resumes_its_portable_checkpoint_exactly(recipe_file, tmp_path):
+    """bf16 weights (the GPU default) keep fp32 masters beside them in DeepSpeed's stage-0 wrapper: the portable
+    form must carry the masters and their moments, not the rounded weights."""
+    sets = ["train.max_steps=6", "train.save_every=3", "deepspeed.stage=3", "train.precision=bf16"]
+    straight = run(recipe_file, tmp_path, "straight", *sets)
+    out = tmp_path / "cut"
+    args = ["dpo", "-r", recipe_file, "--set", f"train.output_dir={out}"] + [x for s in sets for x in ("--set", s)]
+    assert run_cli(*args, env={"PREFOPT_FAULT": "sigterm@3"}).returncode == 3
+    second = run_cli(*args, "--resume")
+    assert second.returncode == 0, second.stderr[-2000:]
+    torch.testing.assert_close(losses(read_rows(out)), losses(straight), atol=1e-6, rtol=0)
+
+
 def test_precomputed_reference_gives_live_losses_and_is_cached(recipe_file, tmp_path, capsys):
     cache = tmp_path / "refcache"
     live = run(recipe_file, tmp_path, "live")
