@@ -1,6 +1,7 @@
 """`builtin:` names in recipes: the tiny model and the arithmetic data, built locally on first use.
 
-`model.path: builtin:tiny` builds a tiny HF directory under the cache and returns its path; `data.train:
+`model.path: builtin:tiny` builds a tiny HF directory under the cache (in a folder keyed by the generators' source, so
+an upgrade never reads what an older version wrote) and returns its path; `data.train:
 builtin:arith/pairs/train` writes a JSONL there (`.../train/N/SEED` for N records drawn with another seed);
 `builtin:arith-base` is the embedded task's SFT model (prefopt/tasks/bases.py). All are then read by the ordinary
 code paths.
@@ -8,6 +9,7 @@ code paths.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,13 +26,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PREFOPT_CACHE", Path.home() / ".cache" / "prefopt"))
 
 
+def source_dir() -> Path:
+    """The cache folder for builtins made by this version of their generators (tiny.py, arith.py, toy.py).
+
+    Keying by the generators' source means a change to them never meets files an older version wrote.
+    """
+    from prefopt import tiny, toy
+    from prefopt.data.tokenize import TOKENIZATION_VERSION
+    from prefopt.tasks import arith
+
+    blob = [TOKENIZATION_VERSION, *(Path(m.__file__).read_text() for m in (tiny, toy, arith))]
+    return cache_dir() / f"builtin-{hashlib.sha256(repr(blob).encode()).hexdigest()[:12]}"
+
+
 def resolve(spec: str | None) -> str | None:
     """Return a real path for a `builtin:` spec (building it if needed); other specs pass through."""
     if not spec or not spec.startswith(PREFIX):
         return spec
     name = spec[len(PREFIX):]
     if name == "tiny":
-        path = cache_dir() / "tiny-model"
+        path = source_dir() / "tiny-model"
         if not (path / "config.json").exists():
             from prefopt.tiny import build_tiny
 
@@ -39,7 +54,7 @@ def resolve(spec: str | None) -> str | None:
     if name == "toy/pairs":
         from prefopt import toy
 
-        return _write_jsonl(cache_dir() / "toy-pairs.jsonl", toy.pairs)
+        return _write_jsonl(source_dir() / "toy-pairs.jsonl", toy.pairs)
     parts = name.split("/")
     if parts[0] in ("arith-base", "arith-weak"):
         from prefopt.tasks import bases
@@ -55,7 +70,7 @@ def resolve(spec: str | None) -> str | None:
         count, seed = (int(parts[3]) if len(parts) > 3 else DATA_SIZES[parts[2]]), int(parts[4]) if len(parts) > 4 else 0
         rows = lambda: arith.records(parts[1], parts[2], count, seed)
         suffix = "" if len(parts) == 3 else f"-{count}-s{seed}"
-        return _write_jsonl(cache_dir() / f"arith-{parts[1]}-{parts[2]}{suffix}.jsonl", rows)
+        return _write_jsonl(source_dir() / f"arith-{parts[1]}-{parts[2]}{suffix}.jsonl", rows)
     raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:toy/pairs, "
                     "builtin:arith/{sft,pairs,unpaired,prompts}/{train,test}[/N[/SEED]], "
                     "builtin:arith-base[/SEED[/STEPS]], builtin:arith-weak[/SEED[/STEPS]])")

@@ -277,7 +277,7 @@ def test_kto_bad_unpaired_rows_name_file_and_line(recipe_file, tmp_path):
     assert res.returncode == 2 and f"{data}:3: wrong type: `label` must be true or false" in res.stderr, res.stderr
 
 
-@pytest.mark.parametrize("cmd, budget", [("dpo", 160), ("sft", 80), ("rm", 160)])  # about 4 forwards a step
+@pytest.mark.parametrize("cmd, budget", [("dpo", 160), ("sft", 90), ("rm", 160)])  # 3 to 4 forwards a step
 def test_packed_padded_and_token_budget_batches_train_the_same_10_steps(cmd, budget, tmp_path):
     """Every other test here runs the default layout, packed (auto), so the batch-size, accumulation and 1-vs-2-rank
     invariants above hold with packing; this one pins packed to padded, and 8 pairs a step in one forward to the
@@ -295,7 +295,8 @@ def test_packed_padded_and_token_budget_batches_train_the_same_10_steps(cmd, bud
     eval_loss = {name: [r["eval/loss"] for r in got if "eval/loss" in r] for name, got in rows.items()}
     torch.testing.assert_close(eval_loss["budget"], eval_loss["packed"], atol=1e-5, rtol=0)  # eval is cut too
     forwards = [r["perf/forwards"] for r in rows["budget"] if "perf/forwards" in r]
-    assert min(forwards) >= 2 and len(set(forwards)) > 1  # the budget cut the steps, and differently
+    # the budget cut the steps, and differently (if arith.py's data changes, pick a budget that still does)
+    assert min(forwards) >= 2 and len(set(forwards)) > 1, forwards
 
 
 def test_packing_is_refused_when_the_attention_lets_sequences_see_each_other(recipe_file, tmp_path, monkeypatch):

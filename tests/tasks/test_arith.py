@@ -33,3 +33,17 @@ def test_builtin_counts_and_seeds(tmp_path, monkeypatch):
     for bad in ("builtin:arith/sft/train/0", "builtin:arith/sft/train/x", "builtin:arith/sft/train/3/-1"):
         with pytest.raises(UserError, match="KIND/SPLIT"):
             builtin.resolve(bad)
+
+
+def test_a_changed_generator_never_reads_what_an_older_one_cached(tmp_path, monkeypatch):
+    """Files are keyed by the generators' source: an edit to arith.py writes fresh data beside the old files."""
+    monkeypatch.setenv("PREFOPT_CACHE", str(tmp_path))
+    expected = arith.records("sft", "train", 7)
+    before = builtin.resolve("builtin:arith/sft/train/7")
+    edited = tmp_path / "arith.py"
+    edited.write_text(open(arith.__file__).read() + "\n# a later version\n")
+    monkeypatch.setattr(arith, "__file__", str(edited))
+    monkeypatch.setattr(arith, "records", lambda kind, split, count, seed=0: [{"prompt": "new", "completion": "rows"}])
+    after = builtin.resolve("builtin:arith/sft/train/7")
+    assert after != before and [json.loads(line) for line in open(after)] == [{"prompt": "new", "completion": "rows"}]
+    assert [json.loads(line) for line in open(before)] == expected  # the old file is left as it was
