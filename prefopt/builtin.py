@@ -26,17 +26,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PREFOPT_CACHE", Path.home() / ".cache" / "prefopt"))
 
 
-def source_dir() -> Path:
-    """The cache folder for builtins made by this version of their generators (tiny.py, arith.py, toy.py).
-
-    Keying by the generators' source means a change to them never meets files an older version wrote.
-    """
+def generators_key() -> str:
+    """Hash of what makes the builtins: the sources of tiny.py, toy.py and arith.py and the tokenization version."""
     from prefopt import tiny, toy
     from prefopt.data.tokenize import TOKENIZATION_VERSION
     from prefopt.tasks import arith
 
     blob = [TOKENIZATION_VERSION, *(Path(m.__file__).read_text() for m in (tiny, toy, arith))]
-    return cache_dir() / f"builtin-{hashlib.sha256(repr(blob).encode()).hexdigest()[:12]}"
+    return hashlib.sha256(repr(blob).encode()).hexdigest()[:12]
+
+
+def source_dir() -> Path:
+    """The cache folder for builtins made by this version of their generators: a change to them never meets files
+    an older version wrote."""
+    return cache_dir() / f"builtin-{generators_key()}"
 
 
 def resolve(spec: str | None) -> str | None:

@@ -62,13 +62,10 @@ def recipe_text(name: str, seed: int, steps: int, init: str, out: str) -> str:
 
 
 def cache_key(name: str, seed: int, steps: int) -> str:
-    """Hash of the recipe, the shape and the sources of the task data and the tokenizer."""
-    from prefopt import tiny
-    from prefopt.data.tokenize import TOKENIZATION_VERSION
-    from prefopt.tasks import arith
+    """Hash of the recipe, the shape and what makes the task data and the tokenizer (builtin.generators_key)."""
+    from prefopt.builtin import generators_key
 
-    blob = [recipe_text(name, seed, steps, "", ""), SHAPES[name], TOKENIZATION_VERSION,
-            Path(arith.__file__).read_text(), Path(tiny.__file__).read_text()]
+    blob = [recipe_text(name, seed, steps, "", ""), SHAPES[name], generators_key()]
     return hashlib.sha256(repr(blob).encode()).hexdigest()[:16]
 
 
