@@ -4,13 +4,18 @@ padding or on the masked-out blocks between sequences.
 prefopt registers one attention implementation with transformers, `prefopt_varlen`, and loads models with it
 unless the recipe names another (`model.attn_implementation`). A packed batch (prefopt/data/collate.py) carries
 `cu_seq_lens_q` (cumulative sequence lengths), which transformers passes down to every attention call:
-  GPU   torch's own variable-length flash attention (`torch.nn.attention.varlen.varlen_attn`);
-  CPU   PyTorch SDPA once per sequence, causal, on its slice of the row (no cross-sequence mask is ever built).
+  GPU   torch's own variable-length flash attention (`torch.nn.attention.varlen.varlen_attn`), told explicitly
+        to be causal (its default is bidirectional);
+  CPU   PyTorch SDPA once per sequence, causal, on its slice of the row (no cross-sequence mask is ever built);
+        also a GPU whose torch has no `varlen_attn`, and attention dropout (the flash kernel takes none).
 Any other call (padded batches, generation with a KV cache) is transformers' SDPA, unchanged. No kernel is
 written here: both paths are PyTorch's.
 """
 
 from __future__ import annotations
+
+import functools
+import inspect
 
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -24,20 +29,48 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     if cu is None or attention_mask is not None or kwargs.get("past_key_values") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    if query.is_cuda:
-        from torch.nn.attention.varlen import varlen_attn
-
-        groups = query.shape[1] // key.shape[1]  # grouped-query attention: repeat the shared K/V heads
-        k, v = (x.repeat_interleave(groups, dim=1) if groups > 1 else x for x in (key, value))
-        longest = int(kwargs.get("max_length_q") or (cu[1:] - cu[:-1]).max())
-        out = varlen_attn(query[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1),
-                          cu.to(torch.int32), cu.to(torch.int32), longest, longest, scale=scaling)
-        return out.unsqueeze(0), None
+    kernel = _flash_kernel() if query.is_cuda and dropout == 0.0 else None  # torch's kernel takes no dropout
+    if kernel is not None:
+        return flash_varlen(kernel, query, key, value, cu, kwargs.get("max_length_q"), scaling), None
     bounds = cu.tolist()
     parts = [sdpa_attention_forward(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None,
                                     dropout=dropout, scaling=scaling, is_causal=True)[0]
              for a, b in zip(bounds[:-1], bounds[1:])]
     return torch.cat(parts, dim=1), None
+
+
+def flash_varlen(kernel, query, key, value, cu, longest, scaling):
+    """One causal call of torch's variable-length flash kernel over the packed row: [1, H, T, D] -> [1, T, H, D]."""
+    groups = query.shape[1] // key.shape[1]  # grouped-query attention: repeat the shared K/V heads
+    k, v = (x.repeat_interleave(groups, dim=1) if groups > 1 else x for x in (key, value))
+    longest = int(longest or (cu[1:] - cu[:-1]).max())
+    cu = cu.to(torch.int32)
+    out = kernel(query[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, cu, longest, longest,
+                 scale=scaling, **causal_keyword(kernel))
+    return out.unsqueeze(0)
+
+
+@functools.cache
+def causal_keyword(kernel) -> dict:
+    """The keyword argument that makes torch's `varlen_attn` causal. Every release defaults to full (bidirectional)
+    attention, and the keyword changed: older releases take `is_causal=True`, newer ones `window_size=(-1, 0)`."""
+    params = inspect.signature(kernel).parameters
+    if "window_size" in params:
+        return {"window_size": (-1, 0)}
+    if "is_causal" in params:
+        return {"is_causal": True}
+    raise RuntimeError(f"torch {torch.__version__}: varlen_attn takes neither window_size nor is_causal; "
+                       f"cannot make it causal (set model.attn_implementation: sdpa, or layout: padded)")
+
+
+@functools.cache
+def _flash_kernel():
+    """torch's variable-length flash attention, or None where this torch has none (then SDPA per sequence)."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
 
 
 def _mask(*args, **kwargs):

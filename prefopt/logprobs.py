@@ -75,7 +75,7 @@ def token_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool
     fn, weight = (_linear_logps, frozen_weight) if frozen_weight is not None else (_token_logps, head)
     for f, t in zip(feats.split(chunk_tokens), targets.split(chunk_tokens)):
         logits = None
-        if grad and f.is_cuda:  # keep no fp32 logits for backward: recompute them there
+        if grad and recompute_logits(f):  # keep no fp32 logits for backward: recompute them there
             token_lp.append(checkpoint(fn, weight, f, t, temperature, use_reentrant=False))
         else:  # CPU training keeps the logits (and the entropy below reuses them); no_grad needs nothing else
             logits = _scaled(f @ frozen_weight.t() if frozen_weight is not None else head(f), temperature)
@@ -86,6 +86,11 @@ def token_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool
     empty = torch.zeros(0, device=feats.device)
     return TokenLogps(torch.cat(token_lp) if token_lp else empty, rows,
                       (torch.cat(token_ent) if token_ent else empty) if with_entropy else None)
+
+
+def recompute_logits(feats: Tensor) -> bool:
+    """Whether backward recomputes each chunk's logits rather than keeping them: on a GPU (see the module docstring)."""
+    return feats.is_cuda
 
 
 def sequence_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool = False) -> SeqLogps:

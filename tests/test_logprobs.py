@@ -49,6 +49,27 @@ def test_gradient_matches_naive():
         torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
 
 
+def test_recomputed_logits_give_the_same_gradients(monkeypatch):
+    """The GPU path (each chunk's logits recomputed in backward), forced on the CPU: same log-probs and gradients
+    as keeping the logits, for a trainable head and for a frozen one (a LoRA run's head, passed as a tensor)."""
+    import prefopt.logprobs as logprobs
+
+    model, batch = _model_and_batch()
+    w = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    for frozen_head in (False, True):
+        model.lm_head.weight.requires_grad_(not frozen_head)
+        params = [p for p in model.parameters() if p.requires_grad]
+        results = []
+        for recompute in (False, True):
+            monkeypatch.setattr(logprobs, "recompute_logits", lambda feats, flag=recompute: flag)
+            out = sequence_logps(model, batch, chunk_tokens=3)
+            results.append((out.logps, torch.autograd.grad((out.logps * w).sum(), params)))
+        (kept, kept_grads), (recomputed, recomputed_grads) = results
+        torch.testing.assert_close(recomputed, kept, rtol=0, atol=1e-6)
+        for a, b in zip(kept_grads, recomputed_grads):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
+
+
 def test_host_positions_equal_device_positions():
     model, batch = _model_and_batch()
     moved = to_device(batch, torch.device("cpu"))
