@@ -7,7 +7,8 @@ unless the recipe names another (`model.attn_implementation`). A packed batch (p
   GPU   torch's own variable-length flash attention (`torch.nn.attention.varlen.varlen_attn`), told explicitly
         to be causal (its default is bidirectional);
   CPU   PyTorch SDPA once per sequence, causal, on its slice of the row (no cross-sequence mask is ever built);
-        also a GPU whose torch has no `varlen_attn`, and attention dropout (the flash kernel takes none).
+        also on a GPU for fp32 (`train.precision: fp32`), attention dropout, or a torch without `varlen_attn`:
+        the flash kernel handles none of them.
 Any other call (padded batches, generation with a KV cache) is transformers' SDPA, unchanged. No kernel is
 written here: both paths are PyTorch's.
 """
@@ -29,7 +30,8 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     if cu is None or attention_mask is not None or kwargs.get("past_key_values") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    kernel = _flash_kernel() if query.is_cuda and dropout == 0.0 else None  # torch's kernel takes no dropout
+    flash_ok = query.is_cuda and query.dtype in (torch.bfloat16, torch.float16) and dropout == 0.0
+    kernel = _flash_kernel() if flash_ok else None  # the flash kernel takes half precision only, and no dropout
     if kernel is not None:
         return flash_varlen(kernel, query, key, value, cu, kwargs.get("max_length_q"), scaling), None
     bounds = cu.tolist()
