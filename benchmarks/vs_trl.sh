@@ -19,6 +19,11 @@ mkdir -p "$log_dir"
 : "${RUN_TIMEOUT:=300}"
 export SIZE=${SIZE:-0.5b} BS=${BS:-8} PYTHONUNBUFFERED=1
 
+# On a GPU, first check the packed layout's attention there (CI tests it only through a reference kernel).
+if "$PREFOPT_PYTHON" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  "$PREFOPT_PYTHON" "$here/gpu_check.py" || { echo "gpu_check failed: no figures recorded" >&2; exit 1; }
+fi
+
 for run in $RUNS; do
   system=${run%%:*}
   settings=${run#*:}

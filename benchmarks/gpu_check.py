@@ -1,0 +1,64 @@
+"""Run first in a GPU session, before any figure: the packed layout's attention is right on this GPU.
+
+CI has no GPU, so the flash path of prefopt/attention.py is tested there only through a reference kernel. Here it
+meets torch's real `varlen_attn` in bf16: one packed row (GQA, 14 query heads over 2 K/V heads, sequence lengths
+1-512) against SDPA sequence by sequence. It also prints what the same call gives without the causal keyword, so
+a pass is seen to mean something. Exits 1 on a mismatch; `benchmarks/vs_trl.sh` runs it before any GPU row.
+
+    python benchmarks/gpu_check.py
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+
+TOLERANCE = 3e-2  # bf16 outputs of unit scale: a few ulps (2^-8) after two bf16 matmuls and a softmax
+
+
+def per_sequence(query, key, value, bounds, causal=True):
+    """SDPA on each sequence's slice, K/V heads repeated: the reference, [1, H, T, D] -> [1, T, H, D]."""
+    groups = query.shape[1] // key.shape[1]
+    key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    parts = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=causal)
+             for a, b in zip(bounds[:-1], bounds[1:])]
+    return torch.cat(parts, dim=2).transpose(1, 2)
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("gpu_check: no GPU here; nothing to check")
+        return 0
+    from prefopt import attention
+
+    kernel = attention._flash_kernel()
+    if kernel is None:
+        print(f"gpu_check: torch {torch.__version__} has no varlen_attn: packed rows use SDPA per sequence")
+        return 0
+    torch.manual_seed(0)
+    lengths = [300, 17, 512, 1, 100, 64]
+    bounds = [0]
+    for n in lengths:
+        bounds.append(bounds[-1] + n)
+    total = bounds[-1]
+    query = torch.randn(1, 14, total, 64, device="cuda", dtype=torch.bfloat16)
+    key, value = (torch.randn(1, 2, total, 64, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    cu = torch.tensor(bounds, device="cuda", dtype=torch.int32)
+    want = per_sequence(query, key, value, bounds).float()
+    got = attention.flash_varlen(kernel, query, key, value, cu, max(lengths), None).float()
+    gap = float((got - want).abs().max())
+    bidirectional = per_sequence(query, key, value, bounds, causal=False).float()
+    wrong = float((bidirectional - want).abs().max())
+    print(f"gpu_check: torch {torch.__version__} on {torch.cuda.get_device_name()}: "
+          f"varlen_attn {attention.causal_keyword(kernel)} vs SDPA per sequence, max |gap| {gap:.2e} "
+          f"(tolerance {TOLERANCE:.0e}; attending both ways would give {wrong:.2e})")
+    if gap > TOLERANCE:
+        print("gpu_check: FAILED: the packed layout's attention differs from SDPA; train with train.layout: padded")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
