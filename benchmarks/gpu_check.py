@@ -3,7 +3,8 @@
 CI has no GPU, so the flash path of prefopt/attention.py is tested there only through a reference kernel. Here it
 meets torch's real `varlen_attn` in bf16: one packed row (GQA, 14 query heads over 2 K/V heads, sequence lengths
 1-512) against SDPA sequence by sequence. It also prints what the same call gives without the causal keyword, so
-a pass is seen to mean something. Exits 1 on a mismatch; `benchmarks/vs_trl.sh` runs it before any GPU row.
+a pass is seen to mean something. Then `train.layout: shared_prompt`: a block with more keys than queries must be
+causal from the bottom right. Exits 1 on a mismatch; `benchmarks/vs_trl.sh` runs it before any GPU row.
 
     python benchmarks/gpu_check.py
 """
@@ -47,17 +48,41 @@ def main() -> int:
     key, value = (torch.randn(1, 2, total, 64, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     cu = torch.tensor(bounds, device="cuda", dtype=torch.int32)
     want = per_sequence(query, key, value, bounds).float()
-    got = attention.flash_varlen(kernel, query, key, value, cu, max(lengths), None).float()
+    got = attention.flash_varlen(kernel, query, key, value, cu, cu, max(lengths), max(lengths), None).float()
     gap = float((got - want).abs().max())
     bidirectional = per_sequence(query, key, value, bounds, causal=False).float()
     wrong = float((bidirectional - want).abs().max())
     print(f"gpu_check: torch {torch.__version__} on {torch.cuda.get_device_name()}: "
           f"varlen_attn {attention.causal_keyword(kernel)} vs SDPA per sequence, max |gap| {gap:.2e} "
           f"(tolerance {TOLERANCE:.0e}; attending both ways would give {wrong:.2e})")
+    shared_gap = shared_prompt_gap(kernel, query, key, value)
+    print(f"gpu_check: train.layout shared_prompt (a rejected block after its prompt, causal from the bottom right): "
+          f"max |gap| {shared_gap:.2e}")
     if gap > TOLERANCE:
         print("gpu_check: FAILED: the packed layout's attention differs from SDPA; train with train.layout: padded")
         return 1
+    if shared_gap > TOLERANCE:
+        print("gpu_check: FAILED: shared_prompt differs from SDPA on the unshared sequence; use train.layout: packed")
+        return 1
     return 0
+
+
+def shared_prompt_gap(kernel, query, key, value, prompt=100, chosen=200, rejected=150) -> float:
+    """Row = prompt‖chosen, then rejected alone; the rejected block's keys are the prompt's and its own. Its output
+    must equal SDPA's over the unshared prompt‖rejected sequence."""
+    from prefopt import attention
+
+    total = prompt + chosen + rejected
+    q, k, v = (x[:, :, :total] for x in (query, key, value))
+    index = torch.cat([torch.arange(prompt + chosen), torch.arange(prompt), torch.arange(prompt + chosen, total)])
+    cu_q = torch.tensor([0, prompt + chosen, total], device="cuda", dtype=torch.int32)
+    cu_k = torch.tensor([0, prompt + chosen, total + prompt], device="cuda", dtype=torch.int32)
+    index = index.cuda()
+    got = attention.flash_varlen(kernel, q, k[:, :, index], v[:, :, index], cu_q, cu_k, prompt + chosen,
+                                 prompt + rejected, None).float()
+    unshared = torch.cat([torch.arange(prompt), torch.arange(prompt + chosen, total)]).cuda()
+    want = per_sequence(q[:, :, unshared], k[:, :, unshared], v[:, :, unshared], [0, prompt + rejected]).float()
+    return float((got[:, prompt + chosen:] - want[:, prompt:]).abs().max())
 
 
 if __name__ == "__main__":

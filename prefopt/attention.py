@@ -30,25 +30,37 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     if cu is None or attention_mask is not None or kwargs.get("past_key_values") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
+    cu_k, longest_q, longest_k = cu, kwargs.get("max_length_q"), kwargs.get("max_length_q")
+    kv_index = kwargs.get("shared_kv_index")
+    if kv_index is not None:  # shared prompts (collate.py): each block's keys are its prompt's and its own
+        key, value = key[:, :, kv_index], value[:, :, kv_index]
+        cu_k, longest_k = kwargs["cu_seq_lens_k"], kwargs.get("max_length_k")
     flash_ok = query.is_cuda and query.dtype in (torch.bfloat16, torch.float16) and dropout == 0.0
     kernel = _flash_kernel() if flash_ok else None  # the flash kernel takes half precision only, and no dropout
     if kernel is not None:
-        return flash_varlen(kernel, query, key, value, cu, kwargs.get("max_length_q"), scaling), None
-    bounds = cu.tolist()
-    parts = [sdpa_attention_forward(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None,
-                                    dropout=dropout, scaling=scaling, is_causal=True)[0]
-             for a, b in zip(bounds[:-1], bounds[1:])]
+        return flash_varlen(kernel, query, key, value, cu, cu_k, longest_q, longest_k, scaling), None
+    q_bounds, k_bounds, parts = cu.tolist(), cu_k.tolist(), []
+    for a, b, c, d in zip(q_bounds[:-1], q_bounds[1:], k_bounds[:-1], k_bounds[1:]):
+        # A block's queries are its last keys: causal from the bottom right (SDPA's is_causal is top-left).
+        mask = None if b - a == d - c else torch.ones(b - a, d - c, dtype=torch.bool,
+                                                      device=query.device).tril(d - c - (b - a))
+        parts.append(sdpa_attention_forward(module, query[:, :, a:b], key[:, :, c:d], value[:, :, c:d], mask,
+                                            dropout=dropout, scaling=scaling, is_causal=mask is None)[0])
     return torch.cat(parts, dim=1), None
 
 
-def flash_varlen(kernel, query, key, value, cu, longest, scaling):
-    """One causal call of torch's variable-length flash kernel over the packed row: [1, H, T, D] -> [1, T, H, D]."""
+def flash_varlen(kernel, query, key, value, cu_q, cu_k, longest_q, longest_k, scaling):
+    """One causal call of torch's variable-length flash kernel over the packed row: [1, H, T, D] -> [1, T, H, D].
+
+    Where a block has more keys than queries (a rejected response after its shared prompt), the kernel's causal
+    mask is aligned to the bottom right, as flash attention defines it; benchmarks/gpu_check.py checks this.
+    """
     groups = query.shape[1] // key.shape[1]  # grouped-query attention: repeat the shared K/V heads
     k, v = (x.repeat_interleave(groups, dim=1) if groups > 1 else x for x in (key, value))
-    longest = int(longest or (cu[1:] - cu[:-1]).max())
-    cu = cu.to(torch.int32)
-    out = kernel(query[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, cu, longest, longest,
-                 scale=scaling, **causal_keyword(kernel))
+    longest_q = int(longest_q or (cu_q[1:] - cu_q[:-1]).max())
+    longest_k = int(longest_k or (cu_k[1:] - cu_k[:-1]).max())
+    out = kernel(query[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu_q.to(torch.int32),
+                 cu_k.to(torch.int32), longest_q, longest_k, scale=scaling, **causal_keyword(kernel))
     return out.unsqueeze(0)
 
 

@@ -46,13 +46,25 @@ def to_device(batch: dict, dev: torch.device) -> dict:
     """
     out = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
     if "completion_mask" in batch and batch["completion_mask"].device.type == "cpu":
-        out["response_pos"] = response_positions(batch["completion_mask"]).to(dev, non_blocking=True)
+        source, target = response_positions(batch)
+        out["response_src"], out["response_tgt"] = source.to(dev, non_blocking=True), target.to(dev, non_blocking=True)
     return out
 
 
-def response_positions(completion_mask: Tensor) -> Tensor:
-    """Flat indices into [rows, T-1] of the positions whose next token is a response token."""
-    return completion_mask[:, 1:].flatten().nonzero().squeeze(1)
+def response_positions(batch: dict) -> tuple[Tensor, Tensor]:
+    """Flat indices into [rows, T] of every scored response token and of the position whose hidden state predicts
+    it: the one before it, or the collator's `predictor` (a rejected response after its shared prompt).
+
+    A sequence's first token has nothing before it, so it is never scored, in any layout.
+    """
+    scored = batch["completion_mask"].clone()
+    if "position_ids" in batch:  # packed: a sequence starts wherever its position is 0
+        scored[batch["position_ids"] == 0] = 0
+    else:
+        scored[:, 0] = 0
+    target = scored.flatten().nonzero().squeeze(1)
+    source = batch["predictor"].flatten()[target] if "predictor" in batch else target - 1
+    return source, target
 
 
 @dataclass
@@ -121,25 +133,25 @@ def hidden_states(body, batch: dict) -> Tensor:
     """The transformer body's last hidden states [rows, T, d] for either layout of the one collator (no KV cache:
     nothing is generated here)."""
     if "segment" in batch:  # packed: no mask; positions and sequence bounds drive the variable-length attention
+        shared = {k: batch[k] for k in ("shared_kv_index", "cu_seq_lens_k", "max_length_k") if k in batch}
+        bounds = dict(cu_seq_lens_q=batch["cu_seq_lens_q"], cu_seq_lens_k=batch["cu_seq_lens_q"],
+                      max_length_q=batch["max_length_q"], max_length_k=batch["max_length_q"])
         return body(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
-                    cu_seq_lens_q=batch["cu_seq_lens_q"], cu_seq_lens_k=batch["cu_seq_lens_q"],
-                    max_length_q=batch["max_length_q"], max_length_k=batch["max_length_q"]).last_hidden_state
+                    **{**bounds, **shared}).last_hidden_state
     no_cache = {"use_cache": False} if hasattr(getattr(body, "config", None), "use_cache") else {}  # not the toy
     return body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache).last_hidden_state
 
 
 def _response_features(body, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
     """Hidden states of the positions that predict response tokens, those tokens, and their sequences."""
-    ids, comp = batch["input_ids"], batch["completion_mask"]
-    n, width = ids.shape[0], ids.shape[1] - 1
-    hidden = hidden_states(body, batch)[:, :-1]
-    pos = batch.get("response_pos")
-    pos = response_positions(comp) if pos is None else pos  # position t-1 predicts token t
-    if "segment" in batch:  # the sequence of the predicted token (a response token never starts a sequence)
-        rows = batch["segment"][:, 1:].reshape(-1)[pos]
-    else:
-        rows = torch.div(pos, width, rounding_mode="floor")
-    return hidden.reshape(n * width, -1)[pos], ids[:, 1:].reshape(-1)[pos], rows
+    ids = batch["input_ids"]
+    hidden = hidden_states(body, batch)
+    source, target = batch.get("response_src"), batch.get("response_tgt")
+    if source is None:
+        source, target = response_positions(batch)
+    rows = batch["segment"].flatten()[target] if "segment" in batch else \
+        torch.div(target, ids.shape[1], rounding_mode="floor")
+    return hidden.reshape(-1, hidden.shape[-1])[source], ids.flatten()[target], rows
 
 
 def _scaled(logits: Tensor, temperature: float) -> Tensor:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from prefopt import builtin, faults, lora, models, plots, probe, refcache, toy
+from prefopt import attention, builtin, faults, lora, models, plots, probe, refcache, toy
 from prefopt import engine as eng
 from prefopt.data.batching import cut, cut_evenly
 from prefopt.data.collate import Collator
@@ -83,7 +83,7 @@ class Trainer:
                 eng.build_frozen(models.load_reference(recipe, policy, self.world), recipe, self.world)
         optimizer_steps = self.total_steps * step_kind.optimizer_steps(recipe, self.world)
         self.engine = eng.build_engine(policy, recipe, self.world, optimizer_steps)
-        if self.layout == "packed":
+        if self.layout != "padded":
             self.note(self._check_packing())
         self.probe = self._probe() if obj.has_logps else []
         if obj.needs_reference and recipe.train.precompute_ref and obj.pairwise:
@@ -159,10 +159,11 @@ class Trainer:
         module.train(was_training)
         gap, impl = float((a - b).abs().max()), models.attn_implementation(self.recipe) or "default"
         if gap > 1e-3 * (1 + float(a.abs().max())):
-            raise UserError(f"train.layout: packed sequences score differently from padded ones (max gap {gap:.3g}); "
+            raise UserError(f"train.layout: {self.layout} sequences score differently from padded ones (max gap {gap:.3g}); "
                             f"this model's attention ({impl}) does not keep packed sequences apart: "
                             "use train.layout: padded")
-        return f"layout: packed (one row per micro-batch, no padding; attention: {impl}; " \
+        shared = ", each pair's prompt computed once" if self.layout == "shared_prompt" else ""
+        return f"layout: {self.layout} (one row per micro-batch, no padding{shared}; attention: {impl}; " \
                f"checked on the first batch: max gap {gap:.1e})"
 
     def _resume(self) -> None:
@@ -335,13 +336,16 @@ def layout_of(recipe: Recipe) -> str:
     attention, flash attention), padded for the toy, remote code and other attention backends."""
     wanted = recipe.train.layout
     if recipe.model.kind == "toy_mlp":
-        if wanted == "packed":
-            raise UserError("train.layout: packed needs a transformers model, not model.kind: toy_mlp")
+        if wanted in ("packed", "shared_prompt"):
+            raise UserError(f"train.layout: {wanted} needs a transformers model, not model.kind: toy_mlp")
         return "padded"
+    impl = models.attn_implementation(recipe) or ""
+    if wanted == "shared_prompt" and impl != attention.NAME:  # only prefopt's attention gathers a block's keys
+        raise UserError(f"train.layout: shared_prompt needs model.attn_implementation: {attention.NAME} (the default), "
+                        f"not {impl or 'this model'}'s; use train.layout: packed")
     if wanted != "auto":
         return wanted
-    impl = models.attn_implementation(recipe) or ""
-    return "packed" if impl == "prefopt_varlen" or impl.startswith("flash_attention") else "padded"
+    return "packed" if impl == attention.NAME or impl.startswith("flash_attention") else "padded"
 
 
 def _split(values: torch.Tensor, tokens: torch.Tensor, batch: dict) -> Terms:

@@ -118,7 +118,7 @@ class TrainConfig:
     save_every: int = 0  # 0: only at the end (and on SIGTERM/SIGUSR1)
     keep_checkpoints: int = 2  # newest checkpoints kept under <output_dir>/checkpoints
     precompute_ref: bool = False  # one reference pass before training, cached and reused (β sweeps)
-    layout: Literal["auto", "packed", "padded"] = "auto"  # packed: no padding, varlen attention (auto: where supported)
+    layout: Literal["auto", "packed", "padded", "shared_prompt"] = "auto"  # auto: packed where supported (docs/recipes.md)
     ref_cache_dir: Optional[str] = None  # default $PREFOPT_CACHE/ref_logps (~/.cache/prefopt/ref_logps)
 
 

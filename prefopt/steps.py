@@ -65,7 +65,10 @@ class PairStep:
             last = i == len(micro_batches) - 1
             e.set_gradient_accumulation_boundary(last)
             real = float(batch["attention_mask"].sum())
-            tokens += real  # padded tokens computed per real token: the cost of the layout
+            # tokens/s counts every sequence's tokens: a shared prompt (layout shared_prompt), computed once,
+            # still counts for both sides, as in the other layouts (and in TRL's count)
+            tokens += real + batch.get("shared_tokens", 0)
+            # padded tokens computed per real token: the cost of the layout
             meter.add({"perf/padding": torch.tensor((batch["input_ids"].numel() - real) / max(real, 1.0))}, 1.0)
             begin_micro_step(e)
             losses, pol, ref, ent = t.forward(batch, obj, with_entropy=log_now)

@@ -8,14 +8,16 @@ from prefopt import attention
 
 
 def _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, causal):
-    """Straightforward variable-length attention: one explicit softmax per sequence, [T, H, D] in and out."""
+    """Straightforward variable-length attention: one explicit softmax per block, [T, H, D] in and out; causal is
+    aligned to the bottom right where a block has more keys than queries, as flash attention defines it."""
     out = torch.empty_like(query)
-    bounds = cu_seq_q.tolist()
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        q, k, v = (x[a:b].transpose(0, 1) for x in (query, key, value))  # [H, n, D]
+    q_bounds, k_bounds = cu_seq_q.tolist(), cu_seq_k.tolist()
+    for a, b, c, d in zip(q_bounds[:-1], q_bounds[1:], k_bounds[:-1], k_bounds[1:]):
+        q, k, v = query[a:b].transpose(0, 1), key[c:d].transpose(0, 1), value[c:d].transpose(0, 1)  # [H, n, D]
         scores = q @ k.transpose(1, 2) / q.shape[-1] ** 0.5
         if causal:
-            scores = scores.masked_fill(torch.ones(b - a, b - a, dtype=torch.bool).triu(1), float("-inf"))
+            scores = scores.masked_fill(torch.ones(b - a, d - c, dtype=torch.bool).triu(d - c - (b - a) + 1),
+                                        float("-inf"))
         out[a:b] = (scores.softmax(-1) @ v).transpose(0, 1)
     return out
 
@@ -48,11 +50,35 @@ def test_flash_call_equals_per_sequence_sdpa(kernel, monkeypatch):
     module = torch.nn.Module()
     module.num_key_value_groups, module.is_causal = 2, True
     expected, _ = attention.varlen_attention(module, query, key, value, None, cu_seq_lens_q=cu)  # CPU: per sequence
-    got = attention.flash_varlen(kernel, query, key, value, cu, None, None)
+    got = attention.flash_varlen(kernel, query, key, value, cu, cu, None, None, None)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     monkeypatch.setattr(attention, "causal_keyword", lambda kernel: {})  # the call as it was before 2026-11-24
-    bidirectional = attention.flash_varlen(kernel, query, key, value, cu, None, None)
+    bidirectional = attention.flash_varlen(kernel, query, key, value, cu, cu, None, None, None)
     last = [2, 7, 9]  # a sequence's last token sees the whole sequence either way; every other token does not
     torch.testing.assert_close(bidirectional[:, last], expected[:, last], atol=1e-5, rtol=0)
     for t in (0, 1, 3, 4, 5, 6, 8):
         assert not torch.allclose(bidirectional[:, t], expected[:, t], atol=1e-3), t
+
+
+@pytest.mark.parametrize("kernel", [newer_varlen_attn, older_varlen_attn])
+def test_shared_prompt_blocks_attend_to_their_prompt_then_causally(kernel):
+    """A prompt‖chosen block (positions 0-4: prompt 0-1) and the rejected block after it (5-7), whose keys are the
+    prompt's and its own. Each rejected query equals what it would be in an unshared prompt‖rejected sequence, on
+    the CPU path and through the kernel call."""
+    torch.manual_seed(1)
+    query, key, value = torch.randn(1, 4, 8, 8), torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 2, True
+    shared = dict(cu_seq_lens_q=torch.tensor([0, 5, 8]), shared_kv_index=torch.tensor([0, 1, 2, 3, 4, 0, 1, 5, 6, 7]),
+                  cu_seq_lens_k=torch.tensor([0, 5, 10]), max_length_q=5, max_length_k=5)
+    cpu, _ = attention.varlen_attention(module, query, key, value, None, **shared)
+    rejected = [0, 1, 5, 6, 7]  # the unshared sequence: prompt, then the rejected response
+    unshared, _ = attention.varlen_attention(module, query[:, :, rejected], key[:, :, rejected],
+                                             value[:, :, rejected], None, cu_seq_lens_q=torch.tensor([0, 5]))
+    whole, _ = attention.varlen_attention(module, query, key, value, None, cu_seq_lens_q=torch.tensor([0, 5, 8]))
+    torch.testing.assert_close(cpu[:, 5:], unshared[:, 2:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(cpu[:, :5], whole[:, :5], atol=1e-6, rtol=0)
+    index, cu_k = shared["shared_kv_index"], shared["cu_seq_lens_k"]
+    flash = attention.flash_varlen(kernel, query, key[:, :, index], value[:, :, index], shared["cu_seq_lens_q"], cu_k,
+                                   5, 5, None)
+    torch.testing.assert_close(flash, cpu, atol=1e-5, rtol=0)

@@ -1,5 +1,6 @@
 """Chunked per-sequence log-probs equal the naive full-vocabulary computation, gradients included."""
 
+import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -73,15 +74,19 @@ def test_recomputed_logits_give_the_same_gradients(monkeypatch):
 def test_host_positions_equal_device_positions():
     model, batch = _model_and_batch()
     moved = to_device(batch, torch.device("cpu"))
-    torch.testing.assert_close(moved["response_pos"], response_positions(batch["completion_mask"]))
-    # completion_mask[:, 1:] of row 0 is [0, 0, 1, 1, 1]: flat positions 2, 3, 4
-    assert moved["response_pos"][:3].tolist() == [2, 3, 4]
+    source, target = response_positions(batch)
+    torch.testing.assert_close(moved["response_src"], source)
+    torch.testing.assert_close(moved["response_tgt"], target)
+    # row 0 is [5, 6, 7, 8, 9, 2] with completion_mask [0, 0, 0, 1, 1, 1]: tokens 3-5, each predicted from before
+    assert target[:3].tolist() == [3, 4, 5] and source[:3].tolist() == [2, 3, 4]
     torch.testing.assert_close(sequence_logps(model, moved).logps, sequence_logps(model, batch).logps)
 
 
-def test_packed_layout_gives_the_padded_log_probs_scores_and_gradients():
+@pytest.mark.parametrize("layout", ["packed", "shared_prompt"])
+def test_packed_layout_gives_the_padded_log_probs_scores_and_gradients(layout):
     """One packed row with variable-length attention = one padded row per sequence (fp32, 1e-5), values and
-    gradients, for a causal LM and a sequence-score model; the toy batch mixes lengths 2-8."""
+    gradients, for a causal LM and a sequence-score model; the toy batch mixes lengths 2-8. With shared prompts
+    each pair's prompt is computed once and each rejected response attends to it: still the same numbers."""
     from transformers import LlamaForSequenceClassification
 
     from prefopt import attention
@@ -96,8 +101,10 @@ def test_packed_layout_gives_the_padded_log_probs_scores_and_gradients():
     examples = [{"idx": 0, "prompt_ids": [5, 6, 7], "chosen_ids": [8, 9, 2], "rejected_ids": [10, 2]},
                 {"idx": 1, "prompt_ids": [11], "chosen_ids": [12, 13, 14, 15, 2], "rejected_ids": [16, 17, 2]},
                 {"idx": 2, "prompt_ids": [3, 4], "chosen_ids": [18, 19, 20, 21, 22, 2], "rejected_ids": [23, 2]}]
-    padded, packed = Collator(0)(examples), Collator(0, layout="packed")(examples)
+    padded, packed = Collator(0)(examples), Collator(0, layout=layout)(examples)
     assert packed["input_ids"].shape[0] == 1 and packed["attention_mask"].all()  # no padding at all
+    shared = 6 if layout == "shared_prompt" else 0  # the three prompts, computed once instead of twice
+    assert packed["input_ids"].shape[1] == int(padded["attention_mask"].sum()) - shared
     results = []
     for batch in (padded, packed):
         out = sequence_logps(lm, batch, with_entropy=True)

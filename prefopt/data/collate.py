@@ -10,12 +10,15 @@ token t (predicted from position t-1) wherever the mask is 1.
 `layout="packed"` lays the same sequences end to end in one row, with no padding: `position_ids` restart at 0 for
 each sequence, `cu_seq_lens_q` holds the cumulative lengths (the variable-length attention of prefopt/attention.py
 keeps every sequence to itself), and `segment` names each token's sequence (-1: none), in the same order as the
-padded rows, so everything downstream indexes sequences the same way in both layouts.
+padded rows, so everything downstream indexes sequences the same way in both layouts. `layout="shared_prompt"`
+packs preference pairs with each prompt once (`Collator._shared`); other data packs as `packed` does.
 """
 
 from __future__ import annotations
 
 import torch
+
+LAYOUTS = ("padded", "packed", "shared_prompt")
 
 
 class Collator:
@@ -55,6 +58,20 @@ class Collator:
     >>> packed["segment"], packed["cu_seq_lens_q"]
     (tensor([[0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3]]), tensor([ 0,  4,  7, 12, 15], dtype=torch.int32))
 
+    Shared prompts: prompt‖chosen blocks, then each rejected response alone, its positions continuing after its
+    prompt; `shared_kv_index` lists every block's keys (a rejected block: its prompt's, then its own).
+
+    >>> shared = Collator(pad_id=0, layout="shared_prompt")([
+    ...     {"idx": 0, "prompt_ids": [5, 6], "chosen_ids": [7, 2], "rejected_ids": [8, 9, 2]},
+    ...     {"idx": 1, "prompt_ids": [5], "chosen_ids": [3, 2], "rejected_ids": [4, 2]},
+    ... ])
+    >>> shared["input_ids"], shared["position_ids"]
+    (tensor([[5, 6, 7, 2, 5, 3, 2, 8, 9, 2, 4, 2]]), tensor([[0, 1, 2, 3, 0, 1, 2, 2, 3, 4, 1, 2]]))
+    >>> shared["shared_kv_index"], shared["cu_seq_lens_k"]
+    (tensor([ 0,  1,  2,  3,  4,  5,  6,  0,  1,  7,  8,  9,  4, 10, 11]), tensor([ 0,  4,  7, 12, 15], dtype=torch.int32))
+    >>> shared["predictor"]  # the position whose hidden state predicts each token: rejected 8 from prompt's 6
+    tensor([[-1,  0,  1,  2,  3,  4,  5,  1,  7,  8,  4, 10]])
+
     Unpaired feedback: own completions first, then each prompt with the next example's completion (KTO's KL rows).
 
     >>> batch = c([{"idx": 0, "prompt_ids": [5], "completion_ids": [7, 2], "label": True},
@@ -67,8 +84,8 @@ class Collator:
     """
 
     def __init__(self, pad_id: int, pad_to_multiple_of: int = 1, layout: str = "padded"):
-        if layout not in ("padded", "packed"):
-            raise ValueError(f"unknown collator layout {layout!r} (available: padded, packed)")
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown collator layout {layout!r} (available: {', '.join(LAYOUTS)})")
         self.pad_id, self.multiple, self.layout = pad_id, pad_to_multiple_of, layout
 
     def __call__(self, examples: list[dict]) -> dict:
@@ -76,7 +93,12 @@ class Collator:
         feedback (`completion_ids`+`label`)."""
         rows = _rows(examples)
         unpaired = "label" in examples[0]
-        batch = self._packed(rows) if self.layout == "packed" else self._padded(rows)
+        if self.layout == "padded":
+            batch = self._padded(rows)
+        elif self.layout == "shared_prompt" and _shareable(examples):
+            batch = self._shared(examples)
+        else:  # packed, or shared_prompt with no pairs to share a prompt
+            batch = self._packed(rows)
         batch.update(idx=torch.tensor([ex["idx"] for ex in examples]),
                      n_pairs=len(examples) if "chosen_ids" in examples[0] or unpaired else 0)
         if unpaired:
@@ -99,6 +121,8 @@ class Collator:
         """
         lengths = [len(p) + len(r) for p, r in _rows(examples)]
         width = max(lengths) if self.layout == "padded" else sum(lengths)
+        if self.layout == "shared_prompt" and _shareable(examples):
+            width -= sum(len(ex["prompt_ids"]) for ex in examples)  # each pair's prompt once, not twice
         width = -(-width // self.multiple) * self.multiple
         return width * len(lengths) if self.layout == "padded" else width
 
@@ -129,6 +153,42 @@ class Collator:
         return {"input_ids": row(ids), "attention_mask": row([1] * total + [0] * pad), "completion_mask": row(comp),
                 "position_ids": row(pos), "segment": row(seg), "n_seqs": len(rows),
                 "cu_seq_lens_q": torch.tensor(cu, dtype=torch.int32), "max_length_q": max(lengths + [pad])}
+
+
+    def _shared(self, examples: list[dict]) -> dict:
+        """Packed, with each pair's prompt computed once: prompt‖chosen blocks first, then each rejected response
+        alone, positions continuing after its prompt; its keys are its prompt's and its own.
+
+        The attention (prefopt/attention.py) gathers every block's keys through `shared_kv_index`, bounded by
+        `cu_seq_lens_k`, causal from the bottom right; `predictor` says which position's hidden state predicts each
+        token (a rejected response's first token: its prompt's last). The sequences' log-probs are those of the
+        packed layout, which scores the prompt twice.
+        """
+        n, prompts = len(examples), [ex["prompt_ids"] for ex in examples]
+        batch = self._packed([(p, ex["chosen_ids"]) for p, ex in zip(prompts, examples)] +
+                             [([], ex["rejected_ids"]) for ex in examples])
+        cu = batch["cu_seq_lens_q"].tolist()
+        pos, predictor = batch["position_ids"][0].tolist(), list(range(-1, cu[-1] - 1))
+        kv, cu_k = [], [0]
+        for block, (a, b) in enumerate(zip(cu[:-1], cu[1:])):
+            if n <= block < 2 * n:  # a rejected response: after its prompt, which sits at the start of block i
+                i = block - n
+                start, plen = cu[i], len(prompts[i])
+                pos[a:b] = [plen + j for j in range(b - a)]
+                predictor[a] = start + plen - 1
+                kv.extend(range(start, start + plen))
+            kv.extend(range(a, b))
+            cu_k.append(len(kv))
+        keys = [y - x for x, y in zip(cu_k[:-1], cu_k[1:])]
+        batch.update(position_ids=torch.tensor([pos]), predictor=torch.tensor([predictor]),
+                     shared_kv_index=torch.tensor(kv), cu_seq_lens_k=torch.tensor(cu_k, dtype=torch.int32),
+                     max_length_k=max(keys), shared_tokens=sum(map(len, prompts)))
+        return batch
+
+
+def _shareable(examples: list[dict]) -> bool:
+    """Preference pairs whose prompts are not empty (a response's first token needs a position to predict it)."""
+    return "chosen_ids" in examples[0] and all(ex["prompt_ids"] for ex in examples)
 
 
 def _rows(examples: list[dict]) -> list[tuple[list, list]]:
