@@ -88,9 +88,20 @@ def _run(command: str, recipe_path: str, overrides, dry_run: bool, resume: bool)
             out = train(recipe, objective_for(command, recipe.loss), resume=resume)
         if int(os.environ.get("RANK", 0)) == 0:
             typer.echo(f"output: {out}")
+        _leave_process_group()
     except UserError as e:
         typer.echo(f"prefopt {command}: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
+
+
+def _leave_process_group() -> None:
+    """Once every rank is done, destroy the process group before the interpreter exits. A rank that exits with
+    gloo's group alive can abort in its teardown ("terminate called without an active exception", once in CI)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _quiet_libraries() -> None:
