@@ -9,6 +9,8 @@ unless the recipe names another (`model.attn_implementation`). A packed batch (p
   CPU   PyTorch SDPA once per sequence, causal, on its slice of the row (no cross-sequence mask is ever built);
         also on a GPU for fp32 (`train.precision: fp32`), attention dropout, or a torch without `varlen_attn`:
         the flash kernel handles none of them.
+A `shared_prompt` batch adds `shared_kv_index` and `cu_seq_lens_k`: every block's keys are gathered (a rejected
+response's: its prompt's, then its own), and a block with more keys than queries is causal from the bottom right.
 Any other call (padded batches, generation with a KV cache) is transformers' SDPA, unchanged. No kernel is
 written here: both paths are PyTorch's.
 """
