@@ -134,8 +134,7 @@ class Trainer:
                 continue
             key = refcache.cache_key(r, ref_path, builtin.resolve(spec))
             with lora.as_reference(self.ref) as ref:
-                data.attach_reference(refcache.precompute(r, ref, data, key, cache_dir, self.tok.pad_token_id,
-                                                          self.note))
+                data.attach_reference(refcache.precompute(r, ref, data, key, cache_dir, self.collate, self.note))
         self.ref = None  # the live reference is no longer needed: free its memory
 
     def _check_packing(self) -> str:

@@ -43,8 +43,11 @@ def cache_key(recipe: Recipe, ref_path: str | None, data_path: str) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, pad_id: int, note) -> dict[int, list[float]]:
-    """idx -> [ref log π(y_w), ref log π(y_l)], from the cache when its key matches, else computed and saved."""
+def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, collate: Collator, note) -> dict[int, list[float]]:
+    """idx -> [ref log π(y_w), ref log π(y_l)], from the cache when its key matches, else computed and saved.
+
+    `collate` is the run's own collator, so the pass computes what training does (packed: no padding). The layouts
+    agree to 1e-5 in fp32 (tests/test_logprobs.py), so the cache does not depend on the layout that wrote it."""
     path = cache_dir / f"ref-{key}.pt"
     if path.exists():
         blob = torch.load(path, weights_only=True)
@@ -53,7 +56,7 @@ def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, pad_id: int
             return {int(i): v for i, v in zip(blob["idx"].tolist(), blob["logps"].tolist())}
         note(f"reference log-probs: {path} does not match this run; rebuilding")
     rank, world = dist.get_rank(), dist.get_world_size()
-    collate, out_idx, out_lp = Collator(pad_id), [], []
+    out_idx, out_lp = [], []
     items = list(data)
     per = -(-len(items) // world)
     # Equal slices, so every rank runs as many forwards (ZeRO-3 gathers are collective); the fillers are not kept.

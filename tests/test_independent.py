@@ -71,14 +71,19 @@ def test_logps_equal_an_independent_full_forward(tmp_path, tiny_path, tokenizer,
     torch.testing.assert_close(got, want, **LOGP_TOL)
 
 
-def test_precomputed_reference_cache_equals_an_independent_forward(tmp_path, tiny_path, tokenizer):
+@pytest.mark.parametrize("layout", ["padded", "packed", "shared_prompt"])
+def test_precomputed_reference_cache_equals_an_independent_forward(tmp_path, tiny_path, tokenizer, layout):
+    """The reference pass goes through the run's own collator, in any layout."""
+    from prefopt import attention
+
     setup_distributed()
     recipe = load_recipe(recipe_file(tmp_path, "chat"))
     data = TokenizedData(recipe.data.train, "preference", tokenizer, recipe.data, "train")
-    ref = AutoModelForCausalLM.from_pretrained(tiny_path).eval()
+    ref = AutoModelForCausalLM.from_pretrained(tiny_path, attn_implementation=attention.register()).eval()
     key = refcache.cache_key(recipe, tiny_path, recipe.data.train)
-    table = refcache.precompute(recipe, ref, data, key, tmp_path / "cache", tokenizer.pad_token_id, print)
-    reread = refcache.precompute(recipe, ref, data, key, tmp_path / "cache", tokenizer.pad_token_id, print)
+    collate = Collator(tokenizer.pad_token_id, layout=layout)
+    table = refcache.precompute(recipe, ref, data, key, tmp_path / "cache", collate, print)
+    reread = refcache.precompute(recipe, ref, data, key, tmp_path / "cache", collate, print)
     pairs = [tuple(independent.tokenize(tokenizer, rec, side, 96, 40) for side in ("chosen", "rejected"))
              for rec in rows("chat")]
     with torch.no_grad():
