@@ -96,7 +96,9 @@ def load(engine, directory: Path) -> dict | None:
     import deepspeed
     from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
 
-    blob = torch.load(directory / FILE, weights_only=True, map_location="cpu")
+    # Memory-mapped: the ranks of a multi-rank resume share the file's pages instead of each holding all of it
+    # (12 bytes per parameter: 48 GB per rank at 4B parameters).
+    blob = torch.load(directory / FILE, weights_only=True, map_location="cpu", mmap=True)
     named = _trainable(engine)
     missing = sorted({name for name, _ in named} - set(blob["params"]))
     if missing:
