@@ -4,7 +4,7 @@ Forward and backward of the sequence log-probs over the same 8 anchor-mix pairs 
 64-512) on a random Qwen2 (bf16 on a GPU, where the flash kernel runs), alternating the two layouts; prints the
 median of REPEATS for each. Not a test.
 
-    HIDDEN=256 LAYERS=4 python benchmarks/shared_prompt.py      # the small CPU shape of issue #11
+    HIDDEN=256 LAYERS=4 HEADS=4 python benchmarks/shared_prompt.py      # the small CPU shape of issue #11
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from prefopt.logprobs import sequence_logps
 def main() -> None:
     hidden, layers = int(os.environ.get("HIDDEN", 256)), int(os.environ.get("LAYERS", 4))
     repeats, vocab = int(os.environ.get("REPEATS", 5)), int(os.environ.get("VOCAB", 32000))
+    heads = int(os.environ.get("HEADS", 4))
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(Qwen2Config(vocab_size=vocab, hidden_size=hidden, intermediate_size=4 * hidden,
-                                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2,
                                          tie_word_embeddings=True)).to(dev, torch.bfloat16 if dev.type == "cuda" else None)
     model.set_attn_implementation(attention.register())
     rng = random.Random(0)
@@ -46,7 +47,7 @@ def main() -> None:
             seconds[layout].append(time.perf_counter() - start)
             model.zero_grad(set_to_none=True)
     packed, shared = (statistics.median(seconds[k]) for k in ("packed", "shared_prompt"))
-    print(f"hidden {hidden}, {layers} layers, vocab {vocab}, {dev.type}: packed {packed:.3f} s, shared_prompt "
+    print(f"hidden {hidden}, {layers} layers, {heads} heads, vocab {vocab}, {dev.type}: packed {packed:.3f} s, shared_prompt "
           f"{shared:.3f} s (median of {repeats}): {1 - shared / packed:.1%} saved")
 
 

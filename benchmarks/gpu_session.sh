@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One device call of a GPU session (/work/.library/device/README.md): issue #11's GPU rows in one go.
+#
+# Once, on the CPU machine, from the project root:
+#   echo /.whl/ >> .git/info/exclude && bash ../shared/gpu/fetch_wheels.sh .whl && cp ../shared/bench/trl_dpo_bench.py .whl/
+# Then one `run` per size (10 minutes a call), with carry [".whl"]:
+#   bash benchmarks/gpu_session.sh 0.5b
+#   bash benchmarks/gpu_session.sh 1.5b
+# It installs the wheels the GPU image lacks, checks the packed attention on this GPU first (gpu_check.py: no
+# figures if it fails), measures what `train.layout: shared_prompt` saves at the size's shape, and runs
+# benchmarks/vs_trl.sh with the acceptance rows. Logs and the table go under $OUT/<size> (or bench-logs/<size>).
+# RUNS, STEPS and the other vs_trl.sh / dpo_throughput.py variables pass through.
+set -uo pipefail
+size=${1:-0.5b}
+py=${PYTHON:-python3}
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+export TRL_ANCHOR=${TRL_ANCHOR:-$PWD/.whl/trl_dpo_bench.py} WANDB_MODE=offline HF_HUB_OFFLINE=1
+export TRL_PYTHON=${TRL_PYTHON:-$py} PREFOPT_PYTHON=${PREFOPT_PYTHON:-$py}
+out=${OUT:-bench-logs}/$size
+mkdir -p "$out"
+"$py" benchmarks/gpu_check.py || exit 1
+case $size in  # the size's width, depth and heads, for the in-process shared-prompt measurement
+  0.5b) shape="HIDDEN=896 LAYERS=24 HEADS=14" ;;
+  1.5b) shape="HIDDEN=1536 LAYERS=28 HEADS=12" ;;
+  *) shape="HIDDEN=256 LAYERS=4 HEADS=4" ;;
+esac
+# shellcheck disable=SC2086  # shape is ENV=VAL words by design
+env $shape VOCAB="${VOCAB:-151936}" "$py" benchmarks/shared_prompt.py
+# TRL's default and best; prefopt's default (packed) and shared prompts, with and without checkpointing, and the
+# ZeRO-3 recipe on one GPU (runs at stage 0), all with the precomputed reference where TRL's best has it.
+: "${RUNS:=trl:GC=1 trl:PRECOMPUTE=1,GC=0 prefopt:STAGE=0,PRECOMPUTE=1 prefopt:STAGE=3,PRECOMPUTE=1 \
+prefopt:STAGE=0,PRECOMPUTE=1,LAYOUT=shared_prompt prefopt:STAGE=0,GC=1}"
+RUNS=$RUNS SIZE=$size bash benchmarks/vs_trl.sh "$out" | tee "$out/table.txt"
