@@ -120,3 +120,21 @@ def test_packed_layout_gives_the_padded_log_probs_scores_and_gradients(layout):
     rm.set_attn_implementation(name)
     with torch.no_grad():
         torch.testing.assert_close(sequence_scores(rm, packed), sequence_scores(rm, padded), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("layout", ["packed", "shared_prompt"])
+def test_a_response_that_starts_its_sequence_is_scored_from_its_second_token_in_every_layout(layout):
+    """An empty prompt (pair 1): its responses' first tokens have nothing before them. Padded rows never scored
+    them; a packed row must not score them from the previous sequence's last position either."""
+    from prefopt import attention
+
+    model, _ = _model_and_batch()
+    model.set_attn_implementation(attention.register())
+    examples = [{"idx": 0, "prompt_ids": [5, 6, 7], "chosen_ids": [8, 9, 2], "rejected_ids": [10, 2]},
+                {"idx": 1, "prompt_ids": [], "chosen_ids": [12, 13, 14, 15, 2], "rejected_ids": [16, 17, 2]}]
+    with torch.no_grad():
+        padded = sequence_logps(model, Collator(0)(examples))
+        packed = sequence_logps(model, Collator(0, layout=layout)(examples))
+    assert padded.tokens.tolist() == [3, 4, 2, 2]  # pair 1: 5 - 1 and 3 - 1 tokens scored
+    torch.testing.assert_close(packed.tokens, padded.tokens)
+    torch.testing.assert_close(packed.logps, padded.logps, atol=1e-5, rtol=0)
