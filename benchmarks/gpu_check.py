@@ -4,7 +4,8 @@ CI has no GPU, so the flash path of prefopt/attention.py is tested there only th
 meets torch's real `varlen_attn` in bf16: one packed row (GQA, 14 query heads over 2 K/V heads, sequence lengths
 1-512) against SDPA sequence by sequence. It also prints what the same call gives without the causal keyword, so
 a pass is seen to mean something. Then `train.layout: shared_prompt`: a block with more keys than queries must be
-causal from the bottom right. Exits 1 on a mismatch; `benchmarks/vs_trl.sh` runs it before any GPU row.
+causal from the bottom right, and a sliding window must follow transformers' rule. Exits 1 on a mismatch;
+`benchmarks/vs_trl.sh` runs it before any GPU row.
 
     python benchmarks/gpu_check.py
 """
@@ -58,13 +59,37 @@ def main() -> int:
     shared_gap = shared_prompt_gap(kernel, query, key, value)
     print(f"gpu_check: train.layout shared_prompt (a rejected block after its prompt, causal from the bottom right): "
           f"max |gap| {shared_gap:.2e}")
+    window_gap = sliding_window_gap(kernel, query, key, value, bounds, cu, max(lengths))
+    print(f"gpu_check: a 128-key sliding window: max |gap| {window_gap:.2e}" if window_gap is not None else
+          "gpu_check: this torch's varlen_attn takes no window: sliding-window layers use SDPA per sequence")
     if gap > TOLERANCE:
         print("gpu_check: FAILED: the packed layout's attention differs from SDPA; train with train.layout: padded")
+        return 1
+    if window_gap is not None and window_gap > TOLERANCE:
+        print("gpu_check: FAILED: the kernel's sliding window differs from transformers' rule; use layout: padded")
         return 1
     if shared_gap > TOLERANCE:
         print("gpu_check: FAILED: shared_prompt differs from SDPA on the unshared sequence; use train.layout: packed")
         return 1
     return 0
+
+
+def sliding_window_gap(kernel, query, key, value, bounds, cu, longest, window=128) -> float | None:
+    """The kernel with a window of 128 keys against SDPA with transformers' sliding-window mask, per sequence."""
+    import inspect
+
+    from prefopt import attention
+
+    if "window_size" not in inspect.signature(kernel).parameters:
+        return None
+    got = attention.flash_varlen(kernel, query, key, value, cu, cu, longest, longest, None, window).float()
+    groups = query.shape[1] // key.shape[1]
+    k, v = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    parts = [F.scaled_dot_product_attention(query[:, :, a:b], k[:, :, a:b], v[:, :, a:b],
+                                            attn_mask=attention.block_mask(b - a, b - a, window, query.device))
+             for a, b in zip(bounds[:-1], bounds[1:])]
+    want = torch.cat(parts, dim=2).transpose(1, 2).float()
+    return float((got - want).abs().max())
 
 
 def shared_prompt_gap(kernel, query, key, value, prompt=100, chosen=200, rejected=150) -> float:

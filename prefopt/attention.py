@@ -11,6 +11,7 @@ unless the recipe names another (`model.attn_implementation`). A packed batch (p
         the flash kernel handles none of them.
 A `shared_prompt` batch adds `shared_kv_index` and `cu_seq_lens_k`: every block's keys are gathered (a rejected
 response's: its prompt's, then its own), and a block with more keys than queries is causal from the bottom right.
+Sliding-window layers (Mistral, Gemma) keep their window in both paths, with transformers' rule.
 Any other call (padded batches, generation with a KV cache) is transformers' SDPA, unchanged. No kernel is
 written here: both paths are PyTorch's.
 """
@@ -37,32 +38,52 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     if kv_index is not None:  # shared prompts (collate.py): each block's keys are its prompt's and its own
         key, value = key[:, :, kv_index], value[:, :, kv_index]
         cu_k, longest_k = kwargs["cu_seq_lens_k"], kwargs.get("max_length_k")
+    window = kwargs.get("sliding_window")  # a sliding-window layer (Mistral, Gemma): the last `window` keys only
     flash_ok = query.is_cuda and query.dtype in (torch.bfloat16, torch.float16) and dropout == 0.0
     kernel = _flash_kernel() if flash_ok else None  # the flash kernel takes half precision only, and no dropout
-    if kernel is not None:
-        return flash_varlen(kernel, query, key, value, cu, cu_k, longest_q, longest_k, scaling), None
+    if kernel is not None and (window is None or "window_size" in inspect.signature(kernel).parameters):
+        return flash_varlen(kernel, query, key, value, cu, cu_k, longest_q, longest_k, scaling, window), None
     q_bounds, k_bounds, parts = cu.tolist(), cu_k.tolist(), []
     for a, b, c, d in zip(q_bounds[:-1], q_bounds[1:], k_bounds[:-1], k_bounds[1:]):
-        # A block's queries are its last keys: causal from the bottom right (SDPA's is_causal is top-left).
-        mask = None if b - a == d - c else torch.ones(b - a, d - c, dtype=torch.bool,
-                                                      device=query.device).tril(d - c - (b - a))
+        plain = b - a == d - c and (window is None or d - c <= window)  # SDPA's own causal mask is enough
+        mask = None if plain else block_mask(b - a, d - c, window, query.device)
         parts.append(sdpa_attention_forward(module, query[:, :, a:b], key[:, :, c:d], value[:, :, c:d], mask,
-                                            dropout=dropout, scaling=scaling, is_causal=mask is None)[0])
+                                            dropout=dropout, scaling=scaling, is_causal=plain)[0])
     return torch.cat(parts, dim=1), None
 
 
-def flash_varlen(kernel, query, key, value, cu_q, cu_k, longest_q, longest_k, scaling):
+def block_mask(queries: int, keys: int, window: int | None, device=None) -> torch.Tensor:
+    """Which keys each query of a block sees, [queries, keys]: the queries are the block's last keys, so causal
+    from the bottom right (SDPA's is_causal is top-left), and within a sliding window the last `window` keys only
+    (transformers' rule: key > query - window).
+
+    >>> block_mask(2, 4, None).int()
+    tensor([[1, 1, 1, 0],
+            [1, 1, 1, 1]], dtype=torch.int32)
+    >>> block_mask(2, 4, 2).int()
+    tensor([[0, 1, 1, 0],
+            [0, 0, 1, 1]], dtype=torch.int32)
+    """
+    query_at = torch.arange(queries, device=device)[:, None] + (keys - queries)
+    key_at = torch.arange(keys, device=device)[None, :]
+    seen = key_at <= query_at
+    return seen if window is None else seen & (key_at > query_at - window)
+
+
+def flash_varlen(kernel, query, key, value, cu_q, cu_k, longest_q, longest_k, scaling, window=None):
     """One causal call of torch's variable-length flash kernel over the packed row: [1, H, T, D] -> [1, T, H, D].
 
     Where a block has more keys than queries (a rejected response after its shared prompt), the kernel's causal
-    mask is aligned to the bottom right, as flash attention defines it; benchmarks/gpu_check.py checks this.
+    mask is aligned to the bottom right, as flash attention defines it; benchmarks/gpu_check.py checks this. A
+    sliding window of W keys is the kernel's window (W - 1 to the left, 0 to the right).
     """
     groups = query.shape[1] // key.shape[1]  # grouped-query attention: repeat the shared K/V heads
     k, v = (x.repeat_interleave(groups, dim=1) if groups > 1 else x for x in (key, value))
     longest_q = int(longest_q or (cu_q[1:] - cu_q[:-1]).max())
     longest_k = int(longest_k or (cu_k[1:] - cu_k[:-1]).max())
     out = kernel(query[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu_q.to(torch.int32),
-                 cu_k.to(torch.int32), longest_q, longest_k, scale=scaling, **causal_keyword(kernel))
+                 cu_k.to(torch.int32), longest_q, longest_k, scale=scaling,
+                 **(causal_keyword(kernel) if window is None else {"window_size": (window - 1, 0)}))
     return out.unsqueeze(0)
 
 

@@ -7,9 +7,10 @@ import torch
 from prefopt import attention
 
 
-def _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, causal):
+def _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, causal, left=-1):
     """Straightforward variable-length attention: one explicit softmax per block, [T, H, D] in and out; causal is
-    aligned to the bottom right where a block has more keys than queries, as flash attention defines it."""
+    aligned to the bottom right where a block has more keys than queries, as flash attention defines it, and a
+    query sees at most `left` keys before its own (-1: all)."""
     out = torch.empty_like(query)
     q_bounds, k_bounds = cu_seq_q.tolist(), cu_seq_k.tolist()
     for a, b, c, d in zip(q_bounds[:-1], q_bounds[1:], k_bounds[:-1], k_bounds[1:]):
@@ -18,13 +19,17 @@ def _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, causa
         if causal:
             scores = scores.masked_fill(torch.ones(b - a, d - c, dtype=torch.bool).triu(d - c - (b - a) + 1),
                                         float("-inf"))
+        if left >= 0:
+            scores = scores.masked_fill(torch.ones(b - a, d - c, dtype=torch.bool).tril(d - c - (b - a) - left - 1),
+                                        float("-inf"))
         out[a:b] = (scores.softmax(-1) @ v).transpose(0, 1)
     return out
 
 
 def newer_varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, scale=None, window_size=(-1, -1)):
-    """torch's newer signature: causal iff window_size == (-1, 0)."""
-    return _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, tuple(window_size) == (-1, 0))
+    """torch's newer signature: causal iff the right window is 0; the left window bounds how far back a query sees."""
+    left, right = window_size
+    return _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, right == 0, left)
 
 
 def older_varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, is_causal=False, *, scale=None):
@@ -82,3 +87,19 @@ def test_shared_prompt_blocks_attend_to_their_prompt_then_causally(kernel):
     flash = attention.flash_varlen(kernel, query, key[:, :, index], value[:, :, index], shared["cu_seq_lens_q"], cu_k,
                                    5, 5, None)
     torch.testing.assert_close(flash, cpu, atol=1e-5, rtol=0)
+
+
+def test_a_sliding_window_is_the_same_through_the_kernel_and_per_sequence():
+    """Window of 3 keys over sequences of 6 and 4 (shared-prompt block included): the kernel's window (2, 0) gives
+    the CPU path's explicit mask; both differ from plain causal attention once a sequence outgrows the window."""
+    torch.manual_seed(2)
+    query, key, value = torch.randn(1, 4, 10, 8), torch.randn(1, 2, 10, 8), torch.randn(1, 2, 10, 8)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 2, True
+    cu = torch.tensor([0, 6, 10])
+    windowed, _ = attention.varlen_attention(module, query, key, value, None, cu_seq_lens_q=cu, sliding_window=3)
+    causal, _ = attention.varlen_attention(module, query, key, value, None, cu_seq_lens_q=cu)
+    torch.testing.assert_close(windowed[:, :3], causal[:, :3], atol=1e-6, rtol=0)  # within the window: the same
+    assert not torch.allclose(windowed[:, 3:6], causal[:, 3:6], atol=1e-3)
+    got = attention.flash_varlen(newer_varlen_attn, query, key, value, cu, cu, None, None, None, window=3)
+    torch.testing.assert_close(got, windowed, atol=1e-5, rtol=0)

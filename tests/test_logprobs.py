@@ -138,3 +138,26 @@ def test_a_response_that_starts_its_sequence_is_scored_from_its_second_token_in_
     assert padded.tokens.tolist() == [3, 4, 2, 2]  # pair 1: 5 - 1 and 3 - 1 tokens scored
     torch.testing.assert_close(packed.tokens, padded.tokens)
     torch.testing.assert_close(packed.logps, padded.logps, atol=1e-5, rtol=0)
+
+
+def test_packed_layouts_keep_a_sliding_window():
+    """A Mistral-style model with a 3-token sliding window: the packed and shared layouts give the padded layout's
+    log-probs (whose mask transformers builds with the window), where plain causal attention would not."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from prefopt import attention
+
+    torch.manual_seed(0)
+    model = MistralForCausalLM(MistralConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             num_attention_heads=4, num_key_value_heads=2, sliding_window=3,
+                                             pad_token_id=0)).eval()
+    model.set_attn_implementation(attention.register())
+    examples = [{"idx": 0, "prompt_ids": [5, 6, 7], "chosen_ids": [8, 9, 2], "rejected_ids": [10, 2]},
+                {"idx": 1, "prompt_ids": [11], "chosen_ids": [12, 13, 14, 15, 2], "rejected_ids": [16, 17, 2]}]
+    with torch.no_grad():
+        padded = sequence_logps(model, Collator(0)(examples)).logps
+        for layout in ("packed", "shared_prompt"):
+            got = sequence_logps(model, Collator(0, layout=layout)(examples)).logps
+            torch.testing.assert_close(got, padded, atol=1e-5, rtol=0)
+        model.config.sliding_window = None  # the same weights without the window: different numbers
+        assert not torch.allclose(sequence_logps(model, Collator(0)(examples)).logps, padded, atol=1e-3)
