@@ -70,6 +70,14 @@ def test_zero3_one_process_and_two_ranks_match_zero0(recipe_file, tmp_path):
     pg = lambda rows: [r["3d/param_grad_chosen"] for r in rows if "3d/param_grad_chosen" in r and r["step"] in one_forward]
     assert pg(z0)
     torch.testing.assert_close(pg(two), pg(z0), atol=1e-4, rtol=1e-4)
+    # shared prompts on two ZeRO-3 ranks, cut by the same budget (over fewer computed tokens): the same losses
+    res = run_cli("dpo", "-r", recipe_file, "--set", "deepspeed.stage=3", "--set", "train.micro_batch_size=2",
+                  "--set", "train.max_tokens_per_batch=130", "--set", "train.layout=shared_prompt",
+                  "--set", f"train.output_dir={tmp_path / 'z3x2s'}",
+                  launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                            "--master_port", "29537", "-m", "prefopt.cli"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    torch.testing.assert_close(losses(read_rows(tmp_path / "z3x2s")), losses(z0), atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("fault", ["sigterm@5", "sigkill@7"])
