@@ -39,6 +39,9 @@ def main() -> int:
     if kernel is None:
         print(f"gpu_check: torch {torch.__version__} has no varlen_attn: packed rows use SDPA per sequence")
         return 0
+    if attention.kernel_options(kernel, None, None, 64) is None:
+        print(f"gpu_check: torch {torch.__version__}'s varlen_attn cannot be made causal: packed rows use SDPA")
+        return 0
     torch.manual_seed(0)
     lengths = [300, 17, 512, 1, 100, 64]
     bounds = [0]
@@ -49,12 +52,13 @@ def main() -> int:
     key, value = (torch.randn(1, 2, total, 64, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     cu = torch.tensor(bounds, device="cuda", dtype=torch.int32)
     want = per_sequence(query, key, value, bounds).float()
-    got = attention.flash_varlen(kernel, query, key, value, cu, cu, max(lengths), max(lengths), None).float()
+    got = attention.flash_varlen(kernel, query, key, value, cu, cu, max(lengths), max(lengths),
+                                 attention.kernel_options(kernel, None, None, 64)).float()
     gap = float((got - want).abs().max())
     bidirectional = per_sequence(query, key, value, bounds, causal=False).float()
     wrong = float((bidirectional - want).abs().max())
     print(f"gpu_check: torch {torch.__version__} on {torch.cuda.get_device_name()}: "
-          f"varlen_attn {attention.causal_keyword(kernel)} vs SDPA per sequence, max |gap| {gap:.2e} "
+          f"varlen_attn {attention.kernel_options(kernel, None, None, 64)} vs SDPA per sequence, max |gap| {gap:.2e} "
           f"(tolerance {TOLERANCE:.0e}; attending both ways would give {wrong:.2e})")
     shared_gap = shared_prompt_gap(kernel, query, key, value)
     print(f"gpu_check: train.layout shared_prompt (a rejected block after its prompt, causal from the bottom right): "
@@ -76,13 +80,12 @@ def main() -> int:
 
 def sliding_window_gap(kernel, query, key, value, bounds, cu, longest, window=128) -> float | None:
     """The kernel with a window of 128 keys against SDPA with transformers' sliding-window mask, per sequence."""
-    import inspect
-
     from prefopt import attention
 
-    if "window_size" not in inspect.signature(kernel).parameters:
+    options = attention.kernel_options(kernel, window, None, query.shape[-1])
+    if options is None:
         return None
-    got = attention.flash_varlen(kernel, query, key, value, cu, cu, longest, longest, None, window).float()
+    got = attention.flash_varlen(kernel, query, key, value, cu, cu, longest, longest, options).float()
     groups = query.shape[1] // key.shape[1]
     k, v = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
     parts = [F.scaled_dot_product_attention(query[:, :, a:b], k[:, :, a:b], v[:, :, a:b],
@@ -104,7 +107,7 @@ def shared_prompt_gap(kernel, query, key, value, prompt=100, chosen=200, rejecte
     cu_k = torch.tensor([0, prompt + chosen, total + prompt], device="cuda", dtype=torch.int32)
     index = index.cuda()
     got = attention.flash_varlen(kernel, q, k[:, :, index], v[:, :, index], cu_q, cu_k, prompt + chosen,
-                                 prompt + rejected, None).float()
+                                 prompt + rejected, attention.kernel_options(kernel, None, None, 64)).float()
     unshared = torch.cat([torch.arange(prompt), torch.arange(prompt + chosen, total)]).cuda()
     want = per_sequence(q[:, :, unshared], k[:, :, unshared], v[:, :, unshared], [0, prompt + rejected]).float()
     return float((got[:, prompt + chosen:] - want[:, prompt:]).abs().max())

@@ -7,8 +7,8 @@ unless the recipe names another (`model.attn_implementation`). A packed batch (p
   GPU   torch's own variable-length flash attention (`torch.nn.attention.varlen.varlen_attn`), told explicitly
         to be causal (its default is bidirectional);
   CPU   PyTorch SDPA once per sequence, causal, on its slice of the row (no cross-sequence mask is ever built);
-        also on a GPU for fp32 (`train.precision: fp32`), attention dropout, or a torch without `varlen_attn`:
-        the flash kernel handles none of them.
+        also on a GPU for fp32 (`train.precision: fp32`), attention dropout, or a torch whose `varlen_attn` is
+        missing or lacks a keyword the call needs (`kernel_options`).
 A `shared_prompt` batch adds `shared_kv_index` and `cu_seq_lens_k`: every block's keys are gathered (a rejected
 response's: its prompt's, then its own), and a block with more keys than queries is causal from the bottom right.
 Sliding-window layers (Mistral, Gemma) keep their window in both paths, with transformers' rule.
@@ -41,8 +41,9 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     window = kwargs.get("sliding_window")  # a sliding-window layer (Mistral, Gemma): the last `window` keys only
     flash_ok = query.is_cuda and query.dtype in (torch.bfloat16, torch.float16) and dropout == 0.0
     kernel = _flash_kernel() if flash_ok else None  # the flash kernel takes half precision only, and no dropout
-    if kernel is not None and (window is None or "window_size" in inspect.signature(kernel).parameters):
-        return flash_varlen(kernel, query, key, value, cu, cu_k, longest_q, longest_k, scaling, window), None
+    options = kernel_options(kernel, window, scaling, query.shape[-1]) if kernel is not None else None
+    if options is not None:
+        return flash_varlen(kernel, query, key, value, cu, cu_k, longest_q, longest_k, options), None
     q_bounds, k_bounds, parts = cu.tolist(), cu_k.tolist(), []
     for a, b, c, d in zip(q_bounds[:-1], q_bounds[1:], k_bounds[:-1], k_bounds[1:]):
         plain = b - a == d - c and (window is None or d - c <= window)  # SDPA's own causal mask is enough
@@ -70,34 +71,52 @@ def block_mask(queries: int, keys: int, window: int | None, device=None) -> torc
     return seen if window is None else seen & (key_at > query_at - window)
 
 
-def flash_varlen(kernel, query, key, value, cu_q, cu_k, longest_q, longest_k, scaling, window=None):
+def flash_varlen(kernel, query, key, value, cu_q, cu_k, longest_q, longest_k, options: dict):
     """One causal call of torch's variable-length flash kernel over the packed row: [1, H, T, D] -> [1, T, H, D].
 
     Where a block has more keys than queries (a rejected response after its shared prompt), the kernel's causal
-    mask is aligned to the bottom right, as flash attention defines it; benchmarks/gpu_check.py checks this. A
-    sliding window of W keys is the kernel's window (W - 1 to the left, 0 to the right).
+    mask is aligned to the bottom right, as flash attention defines it; benchmarks/gpu_check.py checks this.
+    `options` come from `kernel_options`.
     """
     groups = query.shape[1] // key.shape[1]  # grouped-query attention: repeat the shared K/V heads
     k, v = (x.repeat_interleave(groups, dim=1) if groups > 1 else x for x in (key, value))
     longest_q = int(longest_q or (cu_q[1:] - cu_q[:-1]).max())
     longest_k = int(longest_k or (cu_k[1:] - cu_k[:-1]).max())
     out = kernel(query[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu_q.to(torch.int32),
-                 cu_k.to(torch.int32), longest_q, longest_k, scale=scaling,
-                 **(causal_keyword(kernel) if window is None else {"window_size": (window - 1, 0)}))
+                 cu_k.to(torch.int32), longest_q, longest_k, **options)
     return out.unsqueeze(0)
 
 
+def kernel_options(kernel, window: int | None, scaling: float | None, head_dim: int) -> dict | None:
+    """The keyword arguments that make torch's `varlen_attn` compute what SDPA would here, or None where this
+    torch's kernel cannot (then SDPA per sequence).
+
+    Every release defaults to full (bidirectional) attention, and the keywords changed: older releases take
+    `is_causal=True`, newer ones `window_size=(-1, 0)`; a sliding window of W keys is `window_size=(W - 1, 0)`
+    (newer only); the oldest take no `scale`, so only the default 1/√d.
+    """
+    params = _parameters(kernel)
+    if window is not None:
+        if "window_size" not in params:
+            return None
+        options = {"window_size": (window - 1, 0)}
+    elif "window_size" in params:
+        options = {"window_size": (-1, 0)}
+    elif "is_causal" in params:
+        options = {"is_causal": True}
+    else:
+        return None
+    if scaling is not None:
+        if "scale" in params:
+            options["scale"] = scaling
+        elif abs(scaling - head_dim ** -0.5) > 1e-9 * head_dim ** -0.5:
+            return None
+    return options
+
+
 @functools.cache
-def causal_keyword(kernel) -> dict:
-    """The keyword argument that makes torch's `varlen_attn` causal. Every release defaults to full (bidirectional)
-    attention, and the keyword changed: older releases take `is_causal=True`, newer ones `window_size=(-1, 0)`."""
-    params = inspect.signature(kernel).parameters
-    if "window_size" in params:
-        return {"window_size": (-1, 0)}
-    if "is_causal" in params:
-        return {"is_causal": True}
-    raise RuntimeError(f"torch {torch.__version__}: varlen_attn takes neither window_size nor is_causal; "
-                       f"cannot make it causal (set model.attn_implementation: sdpa, or layout: padded)")
+def _parameters(kernel) -> frozenset[str]:
+    return frozenset(inspect.signature(kernel).parameters)
 
 
 @functools.cache

@@ -7,7 +7,7 @@ import torch
 from prefopt import attention
 
 
-def _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, causal, left=-1):
+def _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, causal, left=-1, scale=None):
     """Straightforward variable-length attention: one explicit softmax per block, [T, H, D] in and out; causal is
     aligned to the bottom right where a block has more keys than queries, as flash attention defines it, and a
     query sees at most `left` keys before its own (-1: all)."""
@@ -15,7 +15,7 @@ def _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, causa
     q_bounds, k_bounds = cu_seq_q.tolist(), cu_seq_k.tolist()
     for a, b, c, d in zip(q_bounds[:-1], q_bounds[1:], k_bounds[:-1], k_bounds[1:]):
         q, k, v = query[a:b].transpose(0, 1), key[c:d].transpose(0, 1), value[c:d].transpose(0, 1)  # [H, n, D]
-        scores = q @ k.transpose(1, 2) / q.shape[-1] ** 0.5
+        scores = q @ k.transpose(1, 2) * (scale or q.shape[-1] ** -0.5)
         if causal:
             scores = scores.masked_fill(torch.ones(b - a, d - c, dtype=torch.bool).triu(d - c - (b - a) + 1),
                                         float("-inf"))
@@ -29,23 +29,34 @@ def _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, causa
 def newer_varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, scale=None, window_size=(-1, -1)):
     """torch's newer signature: causal iff the right window is 0; the left window bounds how far back a query sees."""
     left, right = window_size
-    return _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, right == 0, left)
+    return _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, right == 0, left, scale)
 
 
 def older_varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, is_causal=False, *, scale=None):
     """torch's older signature: causal iff is_causal."""
+    return _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, is_causal, scale=scale)
+
+
+def oldest_varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, is_causal=False):
+    """torch's first signature: causal iff is_causal, no scale (always 1/√d)."""
     return _reference_kernel(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, is_causal)
 
 
-def test_causal_keyword_for_each_torch_signature():
-    assert attention.causal_keyword(newer_varlen_attn) == {"window_size": (-1, 0)}
-    assert attention.causal_keyword(older_varlen_attn) == {"is_causal": True}
-    with pytest.raises(RuntimeError, match="neither window_size nor is_causal"):
-        attention.causal_keyword(lambda query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, scale=None: None)
+def test_kernel_options_for_each_torch_signature():
+    """Causal under each signature; a window and a custom scale only where the kernel takes them (else None: SDPA
+    per sequence); the oldest signature takes the default scale 1/√d, and no other."""
+    opts = attention.kernel_options
+    assert opts(newer_varlen_attn, None, 0.125, 64) == {"window_size": (-1, 0), "scale": 0.125}
+    assert opts(newer_varlen_attn, 4, None, 64) == {"window_size": (3, 0)}
+    assert opts(older_varlen_attn, None, 0.125, 64) == {"is_causal": True, "scale": 0.125}
+    assert opts(older_varlen_attn, 4, 0.125, 64) is None
+    assert opts(oldest_varlen_attn, None, 0.125, 64) == {"is_causal": True}
+    assert opts(oldest_varlen_attn, None, 0.1, 64) is None
+    assert opts(lambda query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, scale=None: None, None, None, 64) is None
 
 
-@pytest.mark.parametrize("kernel", [newer_varlen_attn, older_varlen_attn])
-def test_flash_call_equals_per_sequence_sdpa(kernel, monkeypatch):
+@pytest.mark.parametrize("kernel", [newer_varlen_attn, older_varlen_attn, oldest_varlen_attn])
+def test_flash_call_equals_per_sequence_sdpa(kernel):
     """Three sequences (lengths 3, 5, 2) in one row, 4 query heads over 2 K/V heads: the kernel call gives what
     SDPA gives sequence by sequence (fp32, 1e-5). Without the causal keyword the kernel attends both ways and the
     first two sequences differ."""
@@ -55,17 +66,17 @@ def test_flash_call_equals_per_sequence_sdpa(kernel, monkeypatch):
     module = torch.nn.Module()
     module.num_key_value_groups, module.is_causal = 2, True
     expected, _ = attention.varlen_attention(module, query, key, value, None, cu_seq_lens_q=cu)  # CPU: per sequence
-    got = attention.flash_varlen(kernel, query, key, value, cu, cu, None, None, None)
+    got = attention.flash_varlen(kernel, query, key, value, cu, cu, None, None,
+                                 attention.kernel_options(kernel, None, 8 ** -0.5, 8))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
-    monkeypatch.setattr(attention, "causal_keyword", lambda kernel: {})  # the call as it was before 2026-11-24
-    bidirectional = attention.flash_varlen(kernel, query, key, value, cu, cu, None, None, None)
+    bidirectional = attention.flash_varlen(kernel, query, key, value, cu, cu, None, None, {})  # as before 2026-11-24
     last = [2, 7, 9]  # a sequence's last token sees the whole sequence either way; every other token does not
     torch.testing.assert_close(bidirectional[:, last], expected[:, last], atol=1e-5, rtol=0)
     for t in (0, 1, 3, 4, 5, 6, 8):
         assert not torch.allclose(bidirectional[:, t], expected[:, t], atol=1e-3), t
 
 
-@pytest.mark.parametrize("kernel", [newer_varlen_attn, older_varlen_attn])
+@pytest.mark.parametrize("kernel", [newer_varlen_attn, older_varlen_attn, oldest_varlen_attn])
 def test_shared_prompt_blocks_attend_to_their_prompt_then_causally(kernel):
     """A prompt‖chosen block (positions 0-4: prompt 0-1) and the rejected block after it (5-7), whose keys are the
     prompt's and its own. Each rejected query equals what it would be in an unshared prompt‖rejected sequence, on
@@ -85,7 +96,7 @@ def test_shared_prompt_blocks_attend_to_their_prompt_then_causally(kernel):
     torch.testing.assert_close(cpu[:, :5], whole[:, :5], atol=1e-6, rtol=0)
     index, cu_k = shared["shared_kv_index"], shared["cu_seq_lens_k"]
     flash = attention.flash_varlen(kernel, query, key[:, :, index], value[:, :, index], shared["cu_seq_lens_q"], cu_k,
-                                   5, 5, None)
+                                   5, 5, attention.kernel_options(kernel, None, None, 8))
     torch.testing.assert_close(flash, cpu, atol=1e-5, rtol=0)
 
 
@@ -101,5 +112,6 @@ def test_a_sliding_window_is_the_same_through_the_kernel_and_per_sequence():
     causal, _ = attention.varlen_attention(module, query, key, value, None, cu_seq_lens_q=cu)
     torch.testing.assert_close(windowed[:, :3], causal[:, :3], atol=1e-6, rtol=0)  # within the window: the same
     assert not torch.allclose(windowed[:, 3:6], causal[:, 3:6], atol=1e-3)
-    got = attention.flash_varlen(newer_varlen_attn, query, key, value, cu, cu, None, None, None, window=3)
+    got = attention.flash_varlen(newer_varlen_attn, query, key, value, cu, cu, None, None,
+                                 attention.kernel_options(newer_varlen_attn, 3, None, 8))
     torch.testing.assert_close(got, windowed, atol=1e-5, rtol=0)
