@@ -20,12 +20,18 @@ import torch.nn.functional as F
 TOLERANCE = 3e-2  # bf16 outputs of unit scale: a few ulps (2^-8) after two bf16 matmuls and a softmax
 
 
-def per_sequence(query, key, value, bounds, causal=True):
-    """SDPA on each sequence's slice, K/V heads repeated: the reference, [1, H, T, D] -> [1, T, H, D]."""
+def per_sequence(query, key, value, bounds, causal=True, window=None):
+    """SDPA on each sequence's slice, K/V heads repeated: the reference, [1, H, T, D] -> [1, T, H, D]. With a
+    window, transformers' sliding-window rule (`block_mask`) instead of plain causal."""
+    from prefopt.attention import block_mask
+
     groups = query.shape[1] // key.shape[1]
     key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    parts = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=causal)
-             for a, b in zip(bounds[:-1], bounds[1:])]
+    parts = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        mask = block_mask(b - a, b - a, window, query.device) if window else None
+        parts.append(F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b],
+                                                    attn_mask=mask, is_causal=causal and mask is None))
     return torch.cat(parts, dim=2).transpose(1, 2)
 
 
@@ -86,13 +92,7 @@ def sliding_window_gap(kernel, query, key, value, bounds, cu, longest, window=12
     if options is None:
         return None
     got = attention.flash_varlen(kernel, query, key, value, cu, cu, longest, longest, options).float()
-    groups = query.shape[1] // key.shape[1]
-    k, v = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    parts = [F.scaled_dot_product_attention(query[:, :, a:b], k[:, :, a:b], v[:, :, a:b],
-                                            attn_mask=attention.block_mask(b - a, b - a, window, query.device))
-             for a, b in zip(bounds[:-1], bounds[1:])]
-    want = torch.cat(parts, dim=2).transpose(1, 2).float()
-    return float((got - want).abs().max())
+    return float((got - per_sequence(query, key, value, bounds, window=window).float()).abs().max())
 
 
 def shared_prompt_gap(kernel, query, key, value, prompt=100, chosen=200, rejected=150) -> float:

@@ -33,11 +33,10 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     if cu is None or attention_mask is not None or kwargs.get("past_key_values") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    cu_k, longest_q, longest_k = cu, kwargs.get("max_length_q"), kwargs.get("max_length_q")
+    cu_k, longest_q, longest_k = kwargs.get("cu_seq_lens_k", cu), kwargs.get("max_length_q"), kwargs.get("max_length_k")
     kv_index = kwargs.get("shared_kv_index")
     if kv_index is not None:  # shared prompts (collate.py): each block's keys are its prompt's and its own
         key, value = key[:, :, kv_index], value[:, :, kv_index]
-        cu_k, longest_k = kwargs["cu_seq_lens_k"], kwargs.get("max_length_k")
     window = kwargs.get("sliding_window")  # a sliding-window layer (Mistral, Gemma): the last `window` keys only
     flash_ok = query.is_cuda and query.dtype in (torch.bfloat16, torch.float16) and dropout == 0.0
     kernel = _flash_kernel() if flash_ok else None  # the flash kernel takes half precision only, and no dropout
