@@ -4,13 +4,14 @@ and the gradient split (every `log.grad_split_every` steps), against a plain ste
     SIZE=small VOCAB=32000 BS=8 STEPS=6 python benchmarks/dpo_throughput.py   # the throughput figure
     SIZE=small VOCAB=32000 BS=8 REPS=3 python benchmarks/diagnostics_cost.py  # this breakdown
 
-It times each kind of step in-process (the median of REPS) and prints one `RESULT {json}` line with the seconds
-of each and their share of a step at the defaults (`log.every: 10`, probe of 16 prompts, grad split off; the share
-with `log.grad_split_every: 10` too). Not a test: it asserts nothing.
+It times each kind of step in-process on one fixed batch (the median of REPS) and prints one `RESULT {json}` line
+with the seconds of each and their share of a step at the defaults (`log.every: 10`, probe of 16 prompts, grad
+split off; the share with `log.grad_split_every: 10` too). Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import statistics
@@ -56,6 +57,9 @@ eval: {{probe_size: 16, probe_max_new_tokens: 32}}
     every = trainer.recipe.log.grad_split_every
     runs = {"plain": [], "entropy": [], "grad_split": [], "probe": []}
     step.run(0, Meter(), False)  # warm-up
+    # Every timed step trains on the same micro-batches: the anchor's pairs differ in length by up to 3x, so
+    # consecutive batches would differ by more than the diagnostics cost.
+    step.batches = itertools.repeat(next(step.batches))
     for _ in range(reps):
         trainer.recipe.log.grad_split_every = 0
         runs["plain"].append(timed(lambda: step.run(1, Meter(), False)))

@@ -10,8 +10,9 @@ the same device session:
 Env: SIZE (tiny | small | 0.5b | 1.5b), BS, STEPS, STAGE (ZeRO stage), PRECOMPUTE (1: precomputed reference),
 GC (1: gradient checkpointing), LAYOUT (auto | packed | padded), MAX_TOKENS (train.max_tokens_per_batch; BS is
 then the pairs per step), VOCAB, DS_JSON (a DeepSpeed config used as is),
-PROFILE (1: a torch.profiler table instead). It runs `prefopt dpo` as a user would and prints one `RESULT {json}`
-line from its metrics.jsonl. `benchmarks/vs_trl.sh` runs it beside TRL. Not a test: it asserts nothing.
+PROFILE (1: a torch.profiler table instead; SHAPES=1 splits it by input shape). It runs `prefopt dpo` as a user
+would and prints one `RESULT {json}` line from its metrics.jsonl. `benchmarks/vs_trl.sh` runs it beside TRL.
+Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -98,10 +99,12 @@ eval: {{probe_size: 0}}
         trainer = Trainer(load_recipe(recipe_path), OBJECTIVES["dpo"], resume=False)
         acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
                                                           if torch.cuda.is_available() else [])
-        with torch.profiler.profile(activities=acts) as prof:
+        shapes = os.environ.get("SHAPES") == "1"  # one row per input shape: which tensor a kernel's time goes to
+        with torch.profiler.profile(activities=acts, record_shapes=shapes) as prof:
             trainer.train()
         key = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
-        print(prof.key_averages().table(sort_by=key, row_limit=int(os.environ.get("ROWS", 30))), flush=True)
+        table = prof.key_averages(group_by_input_shape=shapes).table(sort_by=key, row_limit=int(os.environ.get("ROWS", 30)))
+        print(table, flush=True)
         return
     # The real command a user runs, in its own process, as the acceptance asks.
     t0 = time.perf_counter()

@@ -43,13 +43,22 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     options = kernel_options(kernel, window, scaling, query.shape[-1]) if kernel is not None else None
     if options is not None:
         return flash_varlen(kernel, query, key, value, cu, cu_k, longest_q, longest_k, options), None
-    q_bounds, k_bounds, parts = cu.tolist(), cu_k.tolist(), []
-    for a, b, c, d in zip(q_bounds[:-1], q_bounds[1:], k_bounds[:-1], k_bounds[1:]):
-        plain = b - a == d - c and (window is None or d - c <= window)  # SDPA's own causal mask is enough
-        mask = None if plain else block_mask(b - a, d - c, window, query.device)
-        parts.append(sdpa_attention_forward(module, query[:, :, a:b], key[:, :, c:d], value[:, :, c:d], mask,
-                                            dropout=dropout, scaling=scaling, is_causal=plain)[0])
+    # `split`, not a slice per sequence: one slice's backward writes a zero tensor the size of the whole row
+    q_sizes, k_sizes = _lengths(cu), _lengths(cu_k)
+    parts = []
+    for q, k, v in zip(query.split(q_sizes, dim=2), key.split(k_sizes, dim=2), value.split(k_sizes, dim=2)):
+        queries, keys = q.shape[2], k.shape[2]
+        plain = queries == keys and (window is None or keys <= window)  # SDPA's own causal mask is enough
+        mask = None if plain else block_mask(queries, keys, window, query.device)
+        parts.append(sdpa_attention_forward(module, q, k, v, mask, dropout=dropout, scaling=scaling,
+                                            is_causal=plain)[0])
     return torch.cat(parts, dim=1), None
+
+
+def _lengths(cu: torch.Tensor) -> list[int]:
+    """Sequence lengths from cumulative bounds [0, n1, n1 + n2, ...] (they cover the whole row)."""
+    bounds = cu.tolist()
+    return [b - a for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def block_mask(queries: int, keys: int, window: int | None, device=None) -> torch.Tensor:

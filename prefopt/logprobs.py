@@ -5,7 +5,8 @@ each chunk's logits are upcast to fp32: the full [rows, T, vocab] logits tensor,
 On a GPU each chunk is checkpointed under autograd: backward recomputes its logits (one extra head matmul, a few
 ms at a 150k vocabulary) instead of keeping ~2.5 GB of fp32 logits per 4096 tokens alive between forward and
 backward. On the CPU host memory is plentiful and the recompute is a quarter of the head's time (the head is most
-of a small model's step), so the logits are kept.
+of a small model's step), so the logits are kept; there a chunk is small enough for its fp32 logits to stay in
+cache (`chunk_size`), since log-softmax and its backward are memory-bound passes over [tokens, vocab].
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ class TokenLogps:
     entropy: Tensor | None = None  # [tokens], H(π(· | x, y_<t)), detached
 
 
-def token_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool = False,
+def token_logps(model, batch: dict, chunk_tokens: int | None = None, with_entropy: bool = False,
                 temperature: float = 1.0) -> TokenLogps:
     """log π of every response token (completion_mask) through the chunked LM head, logits divided by T."""
     body, head = backbone_and_head(model)
     feats, targets, rows = _response_features(body, batch)
+    chunk_tokens = chunk_tokens or chunk_size(feats, head.weight.shape[0])
     token_lp, token_ent = [], []
     grad = torch.is_grad_enabled() and feats.requires_grad
     frozen_weight = frozen_head_weight(head) if grad else None
@@ -105,7 +107,17 @@ def recompute_logits(feats: Tensor) -> bool:
     return feats.is_cuda
 
 
-def sequence_logps(model, batch: dict, chunk_tokens: int = 4096, with_entropy: bool = False) -> SeqLogps:
+def chunk_size(feats: Tensor, vocab: int) -> int:
+    """Response tokens per LM-head chunk: 4096 on a GPU; on the CPU about 32 MiB of fp32 logits (262 tokens at a
+    32k vocabulary), which at the small shape of benchmarks/vs_trl.sh took the head's forward and backward from
+    2.0-2.5 s to 1.6 s per 4,600 tokens: a 4096-token chunk's 0.5 GB of logits is written to fresh pages
+    (page faults) and read back from memory, several times."""
+    if feats.is_cuda:
+        return 4096
+    return max(64, min(4096, (32 << 20) // (4 * max(vocab, 1))))
+
+
+def sequence_logps(model, batch: dict, chunk_tokens: int | None = None, with_entropy: bool = False) -> SeqLogps:
     """Sum of log π over each row's response tokens (completion_mask), with optional detached entropy."""
     per_token = token_logps(model, batch, chunk_tokens, with_entropy)
     n = sequence_count(batch)

@@ -5,7 +5,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from prefopt.data.collate import Collator
-from prefopt.logprobs import response_positions, sequence_logps, to_device
+from prefopt.logprobs import chunk_size, response_positions, sequence_logps, to_device
 
 
 def _model_and_batch():
@@ -37,6 +37,16 @@ def test_matches_full_vocabulary_logsoftmax_in_any_chunking():
         torch.testing.assert_close(got.logps, want_lp, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(got.tokens, want_n)
         torch.testing.assert_close(got.entropy, want_ent, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_chunks_hold_about_32_mib_of_logits():
+    """On the CPU a chunk's fp32 logits stay near 32 MiB (in cache), within [64, 4096] tokens: at a 32,000-word
+    vocabulary 2**25 / (4 * 32000) = 262.1 -> 262 tokens; at 50 words the 4096 cap; at a million words the floor."""
+    feats = torch.zeros(1, 8)
+    assert chunk_size(feats, 32000) == 262
+    assert 4 * 32000 * 262 <= 32 << 20 < 4 * 32000 * 263
+    assert chunk_size(feats, 50) == 4096
+    assert chunk_size(feats, 1_000_000) == 64
 
 
 def test_gradient_matches_naive():
