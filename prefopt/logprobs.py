@@ -82,7 +82,8 @@ def token_logps(model, batch: dict, chunk_tokens: int | None = None, with_entrop
     """log π of every response token (completion_mask) through the chunked LM head, logits divided by T."""
     body, head = backbone_and_head(model)
     feats, targets, rows = _response_features(body, batch)
-    chunk_tokens = chunk_tokens or chunk_size(feats, head.weight.shape[0])
+    # out_features, not weight.shape: ZeRO-3 leaves a partitioned weight empty; a custom head may have neither
+    chunk_tokens = chunk_tokens or chunk_size(feats, getattr(head, "out_features", None))
     token_lp, token_ent = [], []
     grad = torch.is_grad_enabled() and feats.requires_grad
     frozen_weight = frozen_head_weight(head) if grad else None
@@ -107,14 +108,14 @@ def recompute_logits(feats: Tensor) -> bool:
     return feats.is_cuda
 
 
-def chunk_size(feats: Tensor, vocab: int) -> int:
+def chunk_size(feats: Tensor, vocab: int | None) -> int:
     """Response tokens per LM-head chunk: 4096 on a GPU; on the CPU about 32 MiB of fp32 logits (262 tokens at a
     32k vocabulary), which at the small shape of benchmarks/vs_trl.sh took the head's forward and backward from
     2.0-2.5 s to 1.6 s per 4,600 tokens: a 4096-token chunk's 0.5 GB of logits is written to fresh pages
     (page faults) and read back from memory, several times."""
-    if feats.is_cuda:
+    if feats.is_cuda or not vocab:
         return 4096
-    return max(64, min(4096, (32 << 20) // (4 * max(vocab, 1))))
+    return max(64, min(4096, (32 << 20) // (4 * vocab)))
 
 
 def sequence_logps(model, batch: dict, chunk_tokens: int | None = None, with_entropy: bool = False) -> SeqLogps:

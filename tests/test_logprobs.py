@@ -47,6 +47,7 @@ def test_cpu_chunks_hold_about_32_mib_of_logits():
     assert 4 * 32000 * 262 <= 32 << 20 < 4 * 32000 * 263
     assert chunk_size(feats, 50) == 4096
     assert chunk_size(feats, 1_000_000) == 64
+    assert chunk_size(feats, None) == 4096  # a head that does not say its vocabulary (the toy's)
 
 
 def test_gradient_matches_naive():
