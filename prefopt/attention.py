@@ -44,7 +44,8 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     if options is not None:
         return flash_varlen(kernel, query, key, value, cu, cu_k, longest_q, longest_k, options), None
     # `split`, not a slice per sequence: one slice's backward writes a zero tensor the size of the whole row
-    q_sizes, k_sizes = _lengths(cu), _lengths(cu_k)
+    q_sizes = _lengths(cu)
+    k_sizes = q_sizes if cu_k is cu else _lengths(cu_k)  # one host copy of the bounds where they are the same
     parts = []
     for q, k, v in zip(query.split(q_sizes, dim=2), key.split(k_sizes, dim=2), value.split(k_sizes, dim=2)):
         queries, keys = q.shape[2], k.shape[2]
