@@ -109,10 +109,28 @@ def load_policy(recipe: Recipe, head: str, world: int, seed: int):
         from transformers import AutoModelForCausalLM
 
         model = _load(AutoModelForCausalLM, m.path, recipe, world)
-    if m.gradient_checkpointing:
+    model = _ready_to_train(model, recipe)
+    return lora.wrap(model, recipe, head) if lora.enabled(recipe) else model
+
+
+def _ready_to_train(model, recipe: Recipe):
+    """A loaded transformers model, ready to train: its own dropout off, checkpointed layers when the recipe asks,
+    in training mode.
+
+    Dropout stays off because a preference loss compares two passes of one function (policy and reference, or PPO's
+    old and new log-probs); with it, the loss at step 0 would be noise rather than zero (TRL disables it too).
+    Training mode matters anyway: models load in eval mode, and transformers checkpoints layers only in training
+    mode, so until 2026-11-24 `model.gradient_checkpointing: true` (and `lora.dropout`) silently did nothing.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):  # transformers' attention layers
+            module.attention_dropout = 0.0
+    if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    return lora.wrap(model, recipe, head) if lora.enabled(recipe) else model
+    return model.train()
 
 
 def load_reference(recipe: Recipe, policy, world: int):
@@ -155,8 +173,7 @@ def load_critic(recipe: Recipe, world: int):
         _zero_init(critic.score.weight)
     if critic.config.pad_token_id is None:
         critic.config.pad_token_id = load_tokenizer(recipe).pad_token_id
-    if recipe.model.gradient_checkpointing:
-        critic.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    critic = _ready_to_train(critic, recipe)
     return lora.wrap(critic, recipe, "score") if lora.enabled(recipe) else critic
 
 

@@ -75,6 +75,9 @@ class PPOStep:
         if recipe.train.precompute_ref:
             raise UserError("train.precompute_ref: ppo cannot precompute reference log-probs (its responses are new "
                             "every update); set it to false")
+        if lora.enabled(recipe) and recipe.lora.dropout:
+            raise UserError(f"lora.dropout: {recipe.lora.dropout}, but ppo needs 0: its old and new log-probs must "
+                            "come from the same function (the models' own dropout is off for that reason)")
         self.stop = stop_ids(trainer.tok)
         self.kl = rl.AdaptiveKL(self.p.kl_coef, self.p.kl_target, self.p.kl_horizon)
         self.score = make_reward(recipe, trainer.run_dir, trainer.world)
@@ -106,8 +109,6 @@ class PPOStep:
 
     def run(self, update: int, meter, log_now: bool) -> float:
         """One rollout and its updates; adds the PPO metrics to `meter`; returns this rank's rollout tokens."""
-        self.t.engine.module.eval()  # no dropout: old and new log-probs come from the same function
-        self.critic.module.eval()
         clock = time.perf_counter()
         mine = self._rollout(update, next(self.batches))
         generated = time.perf_counter()

@@ -43,6 +43,12 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600, launcher=None) -> subprocess
                           timeout=timeout)
 
 
+def two_ranks(port: int) -> list[str]:
+    """`run_cli`'s launcher for two ranks: torchrun on `port` (a port per test, so runs never collide)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+            "-m", "prefopt.cli"]
+
+
 def clean_env() -> dict:
     """This process's environment without the torch.distributed variables that in-process runs set."""
     from prefopt.engine import env_for_child

@@ -1,10 +1,9 @@
 """`prefopt generate`: deterministic for a seed, resumable after a kill, identical when sharded over 2 ranks."""
 
 import json
-import sys
 
 from prefopt.tasks import arith
-from tests.conftest import run_cli, write_jsonl
+from tests.conftest import run_cli, two_ranks, write_jsonl
 
 
 def recipe(tmp_path, name="gen"):
@@ -57,8 +56,7 @@ def test_two_ranks_shard_and_merge_to_the_same_output(tmp_path):
     r = recipe(tmp_path)
     run_cli("generate", "-r", r, "--set", f"train.output_dir={tmp_path / 'one'}")
     res = run_cli("generate", "-r", r, "--set", f"train.output_dir={tmp_path / 'two'}",
-                  launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                            "29533", "-m", "prefopt.cli"])
+                  launcher=two_ranks(29533))
     assert res.returncode == 0, res.stderr[-2000:]
     assert records(tmp_path / "two" / "generations.jsonl") == records(tmp_path / "one" / "generations.jsonl")
 

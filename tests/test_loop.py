@@ -13,7 +13,7 @@ from prefopt.loop import train
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
 from prefopt.tasks import arith
-from tests.conftest import read_rows, run_cli, tiny_dpo_recipe, write_jsonl
+from tests.conftest import read_rows, run_cli, tiny_dpo_recipe, two_ranks, write_jsonl
 
 TINY_KEYS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
              "logps/rejected", "grad_norm", "lr", "tokens_per_s", "logps/ref_chosen", "logps/ref_rejected",
@@ -58,8 +58,7 @@ def test_zero3_one_process_and_two_ranks_match_zero0(recipe_file, tmp_path):
     # The two ranks cut their pairs by a token budget (one or two forwards a step, the same on both ranks)
     res = run_cli("dpo", "-r", recipe_file, "--set", "deepspeed.stage=3", "--set", "train.micro_batch_size=2",
                   "--set", "train.max_tokens_per_batch=130", "--set", f"train.output_dir={tmp_path / 'z3x2'}",
-                  launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                            "--master_port", "29531", "-m", "prefopt.cli"])
+                  launcher=two_ranks(29531))
     assert res.returncode == 0, res.stderr[-3000:]
     two = read_rows(tmp_path / "z3x2")
     assert {r["perf/forwards"] for r in two if "perf/forwards" in r} == {1.0, 2.0}
@@ -74,10 +73,23 @@ def test_zero3_one_process_and_two_ranks_match_zero0(recipe_file, tmp_path):
     res = run_cli("dpo", "-r", recipe_file, "--set", "deepspeed.stage=3", "--set", "train.micro_batch_size=2",
                   "--set", "train.max_tokens_per_batch=130", "--set", "train.layout=shared_prompt",
                   "--set", f"train.output_dir={tmp_path / 'z3x2s'}",
-                  launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                            "--master_port", "29537", "-m", "prefopt.cli"])
+                  launcher=two_ranks(29537))
     assert res.returncode == 0, res.stderr[-3000:]
     torch.testing.assert_close(losses(read_rows(tmp_path / "z3x2s")), losses(z0), atol=1e-4, rtol=0)
+
+
+def test_gradient_checkpointing_trains_as_without_in_one_process_and_on_two_zero3_ranks(recipe_file, tmp_path):
+    """Checkpointed layers recompute their activations in backward (also for the gradient-split diagnostic's two
+    extra backward passes, at steps 3 and 6): the same losses in fp32, and on two ZeRO-3 ranks, whose hooks gather
+    each layer's weights again for its recompute."""
+    plain = run(recipe_file, tmp_path, "plain", "deepspeed.stage=0")
+    checkpointed = run(recipe_file, tmp_path, "gc", "deepspeed.stage=0", "model.gradient_checkpointing=true")
+    torch.testing.assert_close(losses(checkpointed), losses(plain), atol=1e-5, rtol=0)
+    res = run_cli("dpo", "-r", recipe_file, "--set", "deepspeed.stage=3", "--set", "train.micro_batch_size=2",
+                  "--set", "model.gradient_checkpointing=true", "--set", f"train.output_dir={tmp_path / 'gc_z3x2'}",
+                  launcher=two_ranks(29539))
+    assert res.returncode == 0, res.stderr[-3000:]
+    torch.testing.assert_close(losses(read_rows(tmp_path / "gc_z3x2")), losses(plain), atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("fault", ["sigterm@5", "sigkill@7"])
@@ -111,8 +123,7 @@ def test_single_rank_zero3_runs_as_stage0_and_two_zero3_ranks_resume_its_checkpo
     assert (out / "checkpoints" / "step-5" / "portable.pt").is_file()
     assert "stage: 3" in (out / "recipe.yaml").read_text()  # the run directory keeps what the user wrote
     second = run_cli(*args, "--resume", "--set", "train.micro_batch_size=2",
-                     launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                               "--master_port", "29535", "-m", "prefopt.cli"])
+                     launcher=two_ranks(29535))
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from step 5" in second.stdout and "runs as ZeRO stage 0" not in second.stdout
     resumed = read_rows(out)

@@ -1,8 +1,6 @@
 """LoRA (`lora.rank > 0`): only adapters train, the reference is the base model (adapters off, no copy), 1 and 2
 ranks agree, a preempted run resumes exactly, and the saved adapter and merged model reload as the trained policy."""
 
-import sys
-
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -14,7 +12,7 @@ from prefopt.logprobs import sequence_logps
 from prefopt.loop import Trainer
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
-from tests.conftest import read_rows, run_cli, tiny_dpo_recipe
+from tests.conftest import read_rows, run_cli, tiny_dpo_recipe, two_ranks
 from tests.test_loop import losses
 
 LORA = ["lora.rank=4", "lora.alpha=8", "optim.lr=0.02"]  # dropout stays 0: runs with different ranks must agree
@@ -73,8 +71,7 @@ def test_lora_zero2_zero3_and_two_ranks_match_one_rank(recipe_file, tmp_path):
     assert losses(z0)[0] != losses(z0)[-1]
     sets = [*LORA, "deepspeed.stage=3", "train.micro_batch_size=2", f"train.output_dir={tmp_path / 'x2'}"]
     res = run_cli("dpo", "-r", recipe_file, *[x for s in sets for x in ("--set", s)],
-                  launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                            "--master_port", "29533", "-m", "prefopt.cli"])
+                  launcher=two_ranks(29533))
     assert res.returncode == 0, res.stderr[-3000:]
     torch.testing.assert_close(losses(read_rows(tmp_path / "x2")), losses(z0), atol=1e-4, rtol=0)
 

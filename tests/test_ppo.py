@@ -3,7 +3,6 @@ end, ZeRO-3 and 2-rank equivalence, kill-and-resume, and the CLI's behaviour on 
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from prefopt import rl
 from prefopt.loop import Trainer, train
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
-from tests.conftest import read_rows, run_cli
+from tests.conftest import read_rows, run_cli, two_ranks
 
 RECIPE = "recipes/tiny/ppo.yaml"
 QUICK = ["data.eval=null", "log.every=1", "log.console=false", "eval.probe_size=0"]
@@ -129,8 +128,7 @@ def test_zero3_and_two_ranks_match_zero0(tmp_path):
     z3 = ppo(tmp_path, "z3", *sets, "train.grad_accum=2", "deepspeed.stage=3")
     args = ["ppo", "-r", RECIPE, "--set", f"train.output_dir={tmp_path / 'z3x2'}", "--set", "train.grad_accum=1",
             "--set", "deepspeed.stage=3"] + [x for s in sets + QUICK for x in ("--set", s)]
-    res = run_cli(*args, launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                                   "--master_port", "29533", "-m", "prefopt.cli"])
+    res = run_cli(*args, launcher=two_ranks(29533))
     assert res.returncode == 0, res.stderr[-3000:]
     two = [r for r in read_rows(tmp_path / "z3x2") if "objective/scores" in r]
     for key in KEYS:
@@ -195,3 +193,13 @@ def test_llm_reward_through_a_misbehaving_local_judge_with_k3_and_a_policy_criti
     cache = (tmp_path / "llm" / "judge_cache.jsonl").read_text()
     assert len(cache.splitlines()) >= 16 and "sk-secret" not in cache  # every verdict cached, the key nowhere
     assert server.auth == {"Bearer sk-secret"} and "sk-secret" not in (tmp_path / "llm" / "recipe.yaml").read_text()
+
+
+def test_lora_dropout_is_refused_because_old_and_new_log_probs_must_agree(tmp_path):
+    """PPO trains in training mode (gradient checkpointing needs it) with the model's own dropout off; LoRA's would
+    make the first minibatch's ratio differ from 1, so it is refused by name."""
+    from prefopt.errors import UserError
+
+    recipe = load_recipe(RECIPE, [f"train.output_dir={tmp_path / 'run'}", *QUICK, "lora.rank=4", "lora.dropout=0.1"])
+    with pytest.raises(UserError, match=r"^lora.dropout: 0.1, but ppo needs 0"):
+        Trainer(recipe, OBJECTIVES["ppo"], resume=False)
