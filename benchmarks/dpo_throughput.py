@@ -9,7 +9,7 @@ the same device session:
 
 Env: SIZE (tiny | small | 0.5b | 1.5b), BS, STEPS, STAGE (ZeRO stage), PRECOMPUTE (1: precomputed reference),
 GC (1: gradient checkpointing), LAYOUT (auto | packed | padded), MAX_TOKENS (train.max_tokens_per_batch; BS is
-then the pairs per step), VOCAB, DS_JSON (a DeepSpeed config used as is),
+then the pairs per step), VOCAB, LAYERS (the depth, instead of SIZE's), DS_JSON (a DeepSpeed config used as is),
 PROFILE (1: a torch.profiler table instead; SHAPES=1 splits it by input shape). It runs `prefopt dpo` as a user
 would and prints one `RESULT {json}` line from its metrics.jsonl. `benchmarks/vs_trl.sh` runs it beside TRL.
 Not a test: it asserts nothing.
@@ -39,6 +39,13 @@ SIZES = {
 }
 
 
+def shape(size: str) -> dict:
+    """The Qwen2 shape of `size`, with LAYERS (if set) as its depth: benchmarks/step_memory.py measures at two
+    depths and extrapolates to the full one."""
+    layers = os.environ.get("LAYERS")
+    return {**SIZES[size], **({"num_hidden_layers": int(layers)} if layers else {})}
+
+
 def build(workdir: Path, size: str, vocab: int, n_pairs: int) -> tuple[Path, Path, float]:
     """A saved random Qwen2 + word-level tokenizer, and the pairs JSONL; returns (model, data, tokens/pair)."""
     import torch
@@ -51,7 +58,7 @@ def build(workdir: Path, size: str, vocab: int, n_pairs: int) -> tuple[Path, Pat
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(Qwen2Config(vocab_size=vocab, max_position_embeddings=2048, tie_word_embeddings=True,
-                                         **SIZES[size]))
+                                         **shape(size)))
     model_dir = workdir / "model"
     model.save_pretrained(model_dir)
     fast.save_pretrained(model_dir)
@@ -66,15 +73,10 @@ def build(workdir: Path, size: str, vocab: int, n_pairs: int) -> tuple[Path, Pat
     return model_dir, data, per_pair
 
 
-def main() -> None:
-    import torch
-
-    size, bs, steps = os.environ.get("SIZE", "0.5b"), int(os.environ.get("BS", 8)), int(os.environ.get("STEPS", 30))
-    stage, vocab = int(os.environ.get("STAGE", 3)), int(os.environ.get("VOCAB", 151936))
-    precompute, gc = os.environ.get("PRECOMPUTE", "0") == "1", os.environ.get("GC", "0") == "1"
-    max_tokens = int(os.environ.get("MAX_TOKENS", 0))
-    work = Path(tempfile.mkdtemp(prefix="prefopt-bench-"))
-    model_dir, data, per_pair = build(work, size, vocab, bs * (steps + 2))
+def write_recipe(work: Path, model_dir: Path, data: Path, steps: int, bs: int, extra_train: str = "") -> Path:
+    """The benchmark's DPO recipe from the environment (STAGE, PRECOMPUTE, GC, LAYOUT, MAX_TOKENS, DS_JSON)."""
+    stage, precompute = int(os.environ.get("STAGE", 3)), os.environ.get("PRECOMPUTE", "0") == "1"
+    gc, max_tokens = os.environ.get("GC", "0") == "1", int(os.environ.get("MAX_TOKENS", 0))
     recipe_path = work / "bench.yaml"
     ds = f"{{stage: {stage}}}"
     if os.environ.get("DS_JSON"):  # a whole DeepSpeed config, to try ZeRO knobs the recipe keys do not expose
@@ -86,11 +88,24 @@ loss: {{beta: 0.1}}
 optim: {{lr: 1.0e-6, schedule: constant}}
 train: {{max_steps: {steps}, micro_batch_size: {bs}, precompute_ref: {str(precompute).lower()},
          ref_cache_dir: {work / 'ref'}, output_dir: {work / 'run'}, layout: {os.environ.get('LAYOUT', 'auto')},
-         max_tokens_per_batch: {max_tokens}}}
+         max_tokens_per_batch: {max_tokens}{extra_train}}}
 deepspeed: {ds}
 log: {{every: 5, console: false}}
 eval: {{probe_size: 0}}
 """)
+    return recipe_path
+
+
+def main() -> None:
+    import torch
+
+    size, bs, steps = os.environ.get("SIZE", "0.5b"), int(os.environ.get("BS", 8)), int(os.environ.get("STEPS", 30))
+    stage, vocab = int(os.environ.get("STAGE", 3)), int(os.environ.get("VOCAB", 151936))
+    precompute, gc = os.environ.get("PRECOMPUTE", "0") == "1", os.environ.get("GC", "0") == "1"
+    max_tokens = int(os.environ.get("MAX_TOKENS", 0))
+    work = Path(tempfile.mkdtemp(prefix="prefopt-bench-"))
+    model_dir, data, per_pair = build(work, size, vocab, bs * (steps + 2))
+    recipe_path = write_recipe(work, model_dir, data, steps, bs)
     if os.environ.get("PROFILE") == "1":  # in-process, under torch.profiler: where the step time goes
         from prefopt.loop import Trainer
         from prefopt.objectives import OBJECTIVES

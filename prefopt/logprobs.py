@@ -3,8 +3,9 @@
 Only positions whose next token is a response token are sent through the LM head, a chunk at a time, and only
 each chunk's logits are upcast to fp32: the full [rows, T, vocab] logits tensor, fp32 or not, never exists.
 On a GPU each chunk is checkpointed under autograd: backward recomputes its logits (one extra head matmul, a few
-ms at a 150k vocabulary) instead of keeping ~2.5 GB of fp32 logits per 4096 tokens alive between forward and
-backward. On the CPU host memory is plentiful and the recompute is a quarter of the head's time (the head is most
+ms at a 150k vocabulary) instead of keeping 2.5 GB of fp32 logits per 4096 tokens alive between forward and
+backward, and a chunk is small (`chunk_size`), since its backward holds three fp32 [tokens, vocab] tensors while
+every layer's activations are still alive. On the CPU host memory is plentiful and the recompute is a quarter of the head's time (the head is most
 of a small model's step), so the logits are kept; there a chunk is small enough for its fp32 logits to stay in
 cache (`chunk_size`), since log-softmax and its backward are memory-bound passes over [tokens, vocab].
 """
@@ -108,14 +109,19 @@ def recompute_logits(feats: Tensor) -> bool:
     return feats.is_cuda
 
 
-def chunk_size(feats: Tensor, vocab: int | None) -> int:
-    """Response tokens per LM-head chunk: 4096 on a GPU; on the CPU about 32 MiB of fp32 logits (262 tokens at a
-    32k vocabulary), which at the small shape of benchmarks/vs_trl.sh took the head's forward and backward from
-    2.0-2.5 s to 1.6 s per 4,600 tokens: a 4096-token chunk's 0.5 GB of logits is written to fresh pages
-    (page faults) and read back from memory, several times."""
-    if feats.is_cuda or not vocab:
+def chunk_size(feats: Tensor, vocab: int | None, on_gpu: bool | None = None) -> int:
+    """Response tokens per LM-head chunk, so that a chunk's fp32 logits take at most:
+    - on a GPU, 256 MiB (441 tokens at a 152k vocabulary): backward recomputes the chunk and holds three
+      [tokens, vocab] fp32 tensors at once (log-softmax, its gradient, the logits' gradient) while every layer's
+      activations are still alive; 4,096-token chunks made that 7.5 GB at 0.5B (benchmarks/step_memory.py);
+    - on the CPU, 32 MiB (262 tokens at 32k), which stays in cache: at the small shape of benchmarks/vs_trl.sh
+      it took the head's forward and backward from 2.0-2.5 s to 1.6 s per 4,600 tokens (a 4,096-token chunk's
+      0.5 GB of logits is written to fresh pages and read back from memory, several times).
+    Between 64 and 4096 tokens; 4096 where the vocabulary is unknown."""
+    if not vocab:
         return 4096
-    return max(64, min(4096, (32 << 20) // (4 * vocab)))
+    budget = (256 << 20) if (feats.is_cuda if on_gpu is None else on_gpu) else (32 << 20)
+    return max(64, min(4096, budget // (4 * vocab)))
 
 
 def sequence_logps(model, batch: dict, chunk_tokens: int | None = None, with_entropy: bool = False) -> SeqLogps:

@@ -39,15 +39,36 @@ def test_matches_full_vocabulary_logsoftmax_in_any_chunking():
         torch.testing.assert_close(got.entropy, want_ent, rtol=1e-5, atol=1e-5)
 
 
-def test_cpu_chunks_hold_about_32_mib_of_logits():
-    """On the CPU a chunk's fp32 logits stay near 32 MiB (in cache), within [64, 4096] tokens: at a 32,000-word
-    vocabulary 2**25 / (4 * 32000) = 262.1 -> 262 tokens; at 50 words the 4096 cap; at a million words the floor."""
+def test_chunks_hold_a_bounded_share_of_logits():
+    """A chunk's fp32 logits stay near 32 MiB on the CPU (in cache) and 256 MiB on a GPU (memory), within [64,
+    4096] tokens. CPU, 32,000 words: 2**25 / (4 * 32000) = 262.1 -> 262 tokens. GPU, Qwen2's 151,936 words:
+    2**28 / (4 * 151936) = 441.7 -> 441 tokens (it was 4096: 2.3 GiB of logits); 32,000 words: 2097. A 50-word
+    vocabulary hits the 4096 cap, a million words the floor of 64."""
     feats = torch.zeros(1, 8)
     assert chunk_size(feats, 32000) == 262
     assert 4 * 32000 * 262 <= 32 << 20 < 4 * 32000 * 263
-    assert chunk_size(feats, 50) == 4096
+    assert chunk_size(feats, 151936, on_gpu=True) == 441
+    assert 4 * 151936 * 441 <= 256 << 20 < 4 * 151936 * 442
+    assert chunk_size(feats, 32000, on_gpu=True) == 2097
+    assert chunk_size(feats, 50) == chunk_size(feats, 50, on_gpu=True) == 4096
     assert chunk_size(feats, 1_000_000) == 64
     assert chunk_size(feats, None) == 4096  # a head that does not say its vocabulary (the toy's)
+
+
+def test_recomputed_chunks_keep_no_logits_for_backward(monkeypatch):
+    """What the GPU path saves for backward outside the checkpointed chunks: no [tokens, vocab] tensor (backward
+    recomputes each chunk's logits). Keeping them (the CPU path) saves one per chunk, which this check sees."""
+    import prefopt.logprobs as logprobs
+
+    model, batch = _model_and_batch()
+    vocab = model.lm_head.out_features
+    for recompute in (True, False):
+        monkeypatch.setattr(logprobs, "recompute_logits", lambda feats, flag=recompute: flag)
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, saved=saved: saved.append(t.shape) or t, lambda t: t):
+            sequence_logps(model, batch, chunk_tokens=3)
+        logits_like = [shape for shape in saved if len(shape) == 2 and shape[-1] == vocab and shape[0] <= 3]
+        assert bool(logits_like) is not recompute, (recompute, logits_like)
 
 
 def test_gradient_matches_naive():
