@@ -5,9 +5,10 @@ each chunk's logits are upcast to fp32: the full [rows, T, vocab] logits tensor,
 On a GPU each chunk is checkpointed under autograd: backward recomputes its logits (one extra head matmul, a few
 ms at a 150k vocabulary) instead of keeping 2.5 GB of fp32 logits per 4096 tokens alive between forward and
 backward, and a chunk is small (`chunk_size`), since its backward holds three fp32 [tokens, vocab] tensors while
-every layer's activations are still alive. On the CPU host memory is plentiful and the recompute is a quarter of the head's time (the head is most
-of a small model's step), so the logits are kept; there a chunk is small enough for its fp32 logits to stay in
-cache (`chunk_size`), since log-softmax and its backward are memory-bound passes over [tokens, vocab].
+every layer's activations are still alive. On the CPU host memory is plentiful and the recompute is a quarter of
+the head's time (the head is most of a small model's step), so the logits are kept; there a chunk is small enough
+for its fp32 logits to stay in cache (`chunk_size`), since log-softmax and its backward are memory-bound passes
+over [tokens, vocab].
 """
 
 from __future__ import annotations
