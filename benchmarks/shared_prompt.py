@@ -22,11 +22,10 @@ from prefopt.data.collate import Collator
 from prefopt.logprobs import sequence_logps
 
 
-def main() -> None:
+def anchor_model_and_pairs(dev: torch.device) -> tuple[Qwen2ForCausalLM, list[dict]]:
+    """A random Qwen2 of HIDDEN, LAYERS, HEADS and VOCAB on `dev` (bf16 on a GPU) and 8 anchor-mix token pairs."""
     hidden, layers = int(os.environ.get("HIDDEN", 256)), int(os.environ.get("LAYERS", 4))
-    repeats, vocab = int(os.environ.get("REPEATS", 5)), int(os.environ.get("VOCAB", 32000))
-    heads = int(os.environ.get("HEADS", 4))
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    heads, vocab = int(os.environ.get("HEADS", 4)), int(os.environ.get("VOCAB", 32000))
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(Qwen2Config(vocab_size=vocab, hidden_size=hidden, intermediate_size=4 * hidden,
                                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2,
@@ -36,6 +35,16 @@ def main() -> None:
     tokens = lambda lo, hi: [rng.randrange(3, vocab) for _ in range(rng.randint(lo, hi))]
     pairs = [dict(idx=i, prompt_ids=tokens(64, 256), chosen_ids=tokens(64, 512), rejected_ids=tokens(64, 512))
              for i in range(8)]
+    return model, pairs
+
+
+def main() -> None:
+    repeats = int(os.environ.get("REPEATS", 5))
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, pairs = anchor_model_and_pairs(dev)
+    config = model.config
+    hidden, layers, heads, vocab = (config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
+                                    config.vocab_size)
     seconds = {"packed": [], "shared_prompt": []}
     for _ in range(repeats):
         for layout in seconds:
