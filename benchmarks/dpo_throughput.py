@@ -73,10 +73,15 @@ def build(workdir: Path, size: str, vocab: int, n_pairs: int) -> tuple[Path, Pat
     return model_dir, data, per_pair
 
 
+def settings() -> tuple[int, bool, bool, int]:
+    """STAGE, PRECOMPUTE, GC and MAX_TOKENS from the environment: the recipe's, and the RESULT line's."""
+    return (int(os.environ.get("STAGE", 3)), os.environ.get("PRECOMPUTE", "0") == "1",
+            os.environ.get("GC", "0") == "1", int(os.environ.get("MAX_TOKENS", 0)))
+
+
 def write_recipe(work: Path, model_dir: Path, data: Path, steps: int, bs: int, extra_train: str = "") -> Path:
-    """The benchmark's DPO recipe from the environment (STAGE, PRECOMPUTE, GC, LAYOUT, MAX_TOKENS, DS_JSON)."""
-    stage, precompute = int(os.environ.get("STAGE", 3)), os.environ.get("PRECOMPUTE", "0") == "1"
-    gc, max_tokens = os.environ.get("GC", "0") == "1", int(os.environ.get("MAX_TOKENS", 0))
+    """The benchmark's DPO recipe from the environment (`settings`, LAYOUT, DS_JSON)."""
+    stage, precompute, gc, max_tokens = settings()
     recipe_path = work / "bench.yaml"
     ds = f"{{stage: {stage}}}"
     if os.environ.get("DS_JSON"):  # a whole DeepSpeed config, to try ZeRO knobs the recipe keys do not expose
@@ -100,9 +105,8 @@ def main() -> None:
     import torch
 
     size, bs, steps = os.environ.get("SIZE", "0.5b"), int(os.environ.get("BS", 8)), int(os.environ.get("STEPS", 30))
-    stage, vocab = int(os.environ.get("STAGE", 3)), int(os.environ.get("VOCAB", 151936))
-    precompute, gc = os.environ.get("PRECOMPUTE", "0") == "1", os.environ.get("GC", "0") == "1"
-    max_tokens = int(os.environ.get("MAX_TOKENS", 0))
+    stage, precompute, gc, max_tokens = settings()
+    vocab = int(os.environ.get("VOCAB", 151936))
     work = Path(tempfile.mkdtemp(prefix="prefopt-bench-"))
     model_dir, data, per_pair = build(work, size, vocab, bs * (steps + 2))
     recipe_path = write_recipe(work, model_dir, data, steps, bs)
