@@ -7,9 +7,9 @@
 #   bash benchmarks/gpu_session.sh 0.5b
 #   bash benchmarks/gpu_session.sh 1.5b
 # It installs the wheels the GPU image lacks, checks the packed attention on this GPU first (gpu_check.py: no
-# figures if it fails), measures what `train.layout: shared_prompt` saves and what the LM head's chunk size costs
-# at the size's shape, and runs benchmarks/vs_trl.sh with the acceptance rows. Logs and the table go under
-# $OUT/<size> (or bench-logs/<size>).
+# figures if it fails), measures what `train.layout: shared_prompt` saves, what the LM head's chunk size costs at
+# the size's shape and what the bf16 optimizer step costs, and runs benchmarks/vs_trl.sh with the acceptance rows.
+# Logs and the table go under $OUT/<size> (or bench-logs/<size>).
 # RUNS, STEPS and the other vs_trl.sh / dpo_throughput.py variables pass through.
 set -uo pipefail
 size=${1:-0.5b}
@@ -34,6 +34,8 @@ env $shape VOCAB="${VOCAB:-151936}" "$py" benchmarks/shared_prompt.py
 # What the LM head's 441-token chunks (prefopt's GPU rule at this vocabulary) cost against the earlier 4,096.
 # shellcheck disable=SC2086
 env $shape VOCAB="${VOCAB:-151936}" CHUNKS="441 4096" "$py" benchmarks/head_chunks.py
+# What the bf16 optimizer step costs, sliced (prefopt/masters.py) against all gradients in fp32 at once.
+SIZE=$size "$py" benchmarks/master_step.py
 # TRL's default and best; prefopt's default (packed) and shared prompts, with and without checkpointing, and the
 # ZeRO-3 recipe on one GPU (runs at stage 0), all with the precomputed reference where TRL's best has it.
 : "${RUNS:=trl:GC=1 trl:PRECOMPUTE=1,GC=0 prefopt:STAGE=0,PRECOMPUTE=1 prefopt:STAGE=3,PRECOMPUTE=1 \

@@ -15,6 +15,7 @@ import torch
 
 from prefopt import portable
 from prefopt.fsutil import replace_dir, write_atomic
+from prefopt.masters import MasterWeightAdamW
 from prefopt.schema import Recipe
 
 SINGLE_RANK_PERSISTENCE = 10**12  # parameters below this many elements are never partitioned
@@ -76,6 +77,13 @@ def use_bf16(recipe: Recipe) -> bool:
     return recipe.train.precision == "bf16" or (recipe.train.precision == "auto" and on_gpu())
 
 
+def own_masters(recipe: Recipe) -> bool:
+    """bf16 at ZeRO stage 0: prefopt's MasterWeightAdamW instead of DeepSpeed's wrapper, which holds every
+    gradient in fp32 at once and steps once with zero gradients at start-up (prefopt/masters.py)."""
+    d = recipe.deepspeed
+    return use_bf16(recipe) and d.stage == 0 and not d.config and not d.offload_optimizer
+
+
 def ds_config(recipe: Recipe, world: int, trainable: bool = True) -> dict:
     """DeepSpeed config from the recipe (or its JSON as is), with batch sizes always taken from train.*."""
     t, d = recipe.train, recipe.deepspeed
@@ -93,8 +101,10 @@ def ds_config(recipe: Recipe, world: int, trainable: bool = True) -> dict:
             zero["offload_optimizer"] = {"device": "cpu"}
         if d.offload_param and d.stage == 3:
             zero["offload_param"] = {"device": "cpu"}
-        cfg = {"zero_optimization": zero, "gradient_clipping": recipe.optim.grad_clip,
-               "bf16": {"enabled": use_bf16(recipe)}, "steps_per_print": 10**9, "wall_clock_breakdown": False}
+        own = own_masters(recipe) and trainable  # prefopt/masters.py casts, clips and keeps the fp32 masters
+        cfg = {"zero_optimization": zero, "gradient_clipping": 0.0 if own else recipe.optim.grad_clip,
+               "bf16": {"enabled": use_bf16(recipe) and not own}, "steps_per_print": 10**9,
+               "wall_clock_breakdown": False}
     cfg.update(train_micro_batch_size_per_gpu=t.micro_batch_size, gradient_accumulation_steps=t.grad_accum,
                train_batch_size=t.micro_batch_size * t.grad_accum * world)
     if not trainable:
@@ -120,14 +130,22 @@ def lr_lambda(recipe: Recipe, total_steps: int):
 
 
 def build_engine(model, recipe: Recipe, world: int, total_steps: int):
-    """Wrap a trainable model: torch AdamW (no FusedAdam build), LR schedule, ZeRO stage from the recipe."""
+    """Wrap a trainable model: torch AdamW (no FusedAdam build; over fp32 masters for bf16 at stage 0), the LR
+    schedule, the ZeRO stage from the recipe."""
     import deepspeed
 
-    params = [p for p in model.parameters() if p.requires_grad]
     o = recipe.optim
     fused = on_gpu() and not recipe.deepspeed.offload_optimizer  # one kernel for all parameters, not several each
-    opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
-                            fused=fused or None)
+    adamw = dict(lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, fused=fused or None)
+    if own_masters(recipe):
+        # What DeepSpeed's bf16 set-up does, before the masters are taken: parameters to bf16 on the device,
+        # buffers (rotary frequencies) left in fp32
+        model.to(device())
+        for p in model.parameters():
+            p.data = p.data.to(torch.bfloat16)
+        opt = MasterWeightAdamW([p for p in model.parameters() if p.requires_grad], o.grad_clip, **adamw)
+    else:
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], **adamw)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(recipe, total_steps))
     engine, *_ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
                                       config=ds_config(recipe, world), dist_init_required=False)

@@ -34,9 +34,12 @@ def _sharded(p) -> bool:
 
 
 def _masters(engine) -> dict[int, torch.Tensor]:
-    """id(parameter) -> its fp32 master where DeepSpeed keeps one per parameter: the unfused fp16/bf16 wrapper that
-    stage 0 uses with low-precision weights (the optimizer steps the masters, so their states hold the moments)."""
+    """id(parameter) -> its fp32 master where one is kept per parameter at stage 0 with low-precision weights:
+    prefopt's MasterWeightAdamW or DeepSpeed's unfused fp16/bf16 wrapper (a DeepSpeed JSON's choice). The
+    optimizer steps the masters, so their states hold the moments."""
     opt = engine.optimizer
+    if hasattr(opt, "master_of"):
+        return opt.master_of()
     low, high = getattr(opt, "fp16_groups", None), getattr(opt, "fp32_groups", None)
     if not low or not high:
         return {}

@@ -58,3 +58,11 @@ def test_warmup_then_cosine_and_linear(tmp_path):
     assert f(9) == 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)) and f(14) == 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi))
     r.optim.schedule = "linear"
     assert lr_lambda(r, 14)(9) == 0.1 + 0.9 * 0.5
+
+
+def test_bf16_at_stage0_leaves_precision_and_clipping_to_prefopts_masters(tmp_path):
+    """prefopt/masters.py casts, clips and keeps the fp32 masters; DeepSpeed's own wrapper would do both again."""
+    r = recipe(tmp_path, "train: {precision: bf16}\noptim: {grad_clip: 0.7}\n")
+    assert ds_config(r, world=2)["bf16"] == {"enabled": False} and ds_config(r, world=2)["gradient_clipping"] == 0.0
+    r.deepspeed.stage = 2  # ZeRO keeps its own fp32 partitions
+    assert ds_config(r, world=2)["bf16"] == {"enabled": True} and ds_config(r, world=2)["gradient_clipping"] == 0.7

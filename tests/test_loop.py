@@ -132,10 +132,22 @@ def test_single_rank_zero3_runs_as_stage0_and_two_zero3_ranks_resume_its_checkpo
     torch.testing.assert_close([r["lr"] for r in resumed if "lr" in r], [r["lr"] for r in straight if "lr" in r])
 
 
-def test_bf16_single_rank_zero3_resumes_its_portable_checkpoint_exactly(recipe_file, tmp_path):
-    """bf16 weights (the GPU default) keep fp32 masters beside them in DeepSpeed's stage-0 wrapper: the portable
-    form must carry the masters and their moments, not the rounded weights."""
-    sets = ["train.max_steps=6", "train.save_every=3", "deepspeed.stage=3", "train.precision=bf16"]
+def test_bf16_at_stage0_trains_as_zero2(recipe_file, tmp_path):
+    """Both step AdamW on fp32 masters of bf16 weights. DeepSpeed's own stage-0 wrapper did not: it took a
+    zero-gradient AdamW step at start-up (weight decay once, Adam's step count one ahead), so a one-GPU run's
+    loss left a multi-GPU run's by 0.026 at the second step (clipping off: ZeRO computes its norm differently)."""
+    sets = ["train.precision=bf16", "optim.grad_clip=0"]
+    zero0 = run(recipe_file, tmp_path, "z0", "deepspeed.stage=0", *sets)
+    zero2 = run(recipe_file, tmp_path, "z2", "deepspeed.stage=2", *sets)
+    torch.testing.assert_close(losses(zero0), losses(zero2), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("stage", [3, 0])
+def test_bf16_single_rank_resumes_exactly(recipe_file, tmp_path, stage):
+    """bf16 weights (the GPU default) keep fp32 masters beside them (prefopt/masters.py): a checkpoint must carry
+    the masters and their moments, not the rounded weights; in the portable form (ZeRO-3 on one rank) and in
+    DeepSpeed's own (stage 0)."""
+    sets = ["train.max_steps=6", "train.save_every=3", f"deepspeed.stage={stage}", "train.precision=bf16"]
     straight = run(recipe_file, tmp_path, "straight", *sets)
     out = tmp_path / "cut"
     args = ["dpo", "-r", recipe_file, "--set", f"train.output_dir={out}"] + [x for s in sets for x in ("--set", s)]
