@@ -105,6 +105,8 @@ def ds_config(recipe: Recipe, world: int, trainable: bool = True) -> dict:
         cfg = {"zero_optimization": zero, "gradient_clipping": 0.0 if own else recipe.optim.grad_clip,
                "bf16": {"enabled": use_bf16(recipe) and not own}, "steps_per_print": 10**9,
                "wall_clock_breakdown": False}
+        if own:  # ranks average the bf16 gradients in bf16, as with DeepSpeed's bf16 (not through an fp32 copy)
+            cfg["communication_data_type"] = "bf16"
     cfg.update(train_micro_batch_size_per_gpu=t.micro_batch_size, gradient_accumulation_steps=t.grad_accum,
                train_batch_size=t.micro_batch_size * t.grad_accum * world)
     if not trainable:

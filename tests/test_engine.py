@@ -63,6 +63,9 @@ def test_warmup_then_cosine_and_linear(tmp_path):
 def test_bf16_at_stage0_leaves_precision_and_clipping_to_prefopts_masters(tmp_path):
     """prefopt/masters.py casts, clips and keeps the fp32 masters; DeepSpeed's own wrapper would do both again."""
     r = recipe(tmp_path, "train: {precision: bf16}\noptim: {grad_clip: 0.7}\n")
-    assert ds_config(r, world=2)["bf16"] == {"enabled": False} and ds_config(r, world=2)["gradient_clipping"] == 0.0
+    cfg = ds_config(r, world=2)
+    assert cfg["bf16"] == {"enabled": False} and cfg["gradient_clipping"] == 0.0
+    assert cfg["communication_data_type"] == "bf16"  # the ranks average bf16 gradients as DeepSpeed's bf16 does
     r.deepspeed.stage = 2  # ZeRO keeps its own fp32 partitions
-    assert ds_config(r, world=2)["bf16"] == {"enabled": True} and ds_config(r, world=2)["gradient_clipping"] == 0.7
+    cfg = ds_config(r, world=2)
+    assert cfg["bf16"] == {"enabled": True} and cfg["gradient_clipping"] == 0.7 and "communication_data_type" not in cfg
