@@ -72,6 +72,9 @@ class MasterWeightAdamW(torch.optim.Optimizer):
         return {"adamw": self.optimizer.state_dict(), "masters": [m.detach().clone() for m in self.masters]}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        if "fp32_groups" in state_dict:  # DeepSpeed's wrapper wrote it (prefopt's stage-0 bf16 runs until 2026-11-24)
+            state_dict = {"adamw": state_dict["optimizer_state_dict"],
+                          "masters": [m for group in state_dict["fp32_groups"] for m in group]}
         self.optimizer.load_state_dict(state_dict["adamw"])
         # torch's load replaces the inner optimizer's groups and state: share them again (the LR schedule sets
         # `lr` in self.param_groups)

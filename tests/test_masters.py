@@ -105,3 +105,31 @@ def test_a_loaded_state_continues_exactly_as_the_saved_optimizer():
         each.step()
     assert all(torch.equal(a, b) for a, b in zip(opt.masters, resumed.masters))
     assert resumed.param_groups is resumed.optimizer.param_groups  # the LR schedule still reaches the inner AdamW
+
+
+def test_a_state_written_by_deepspeeds_stage0_wrapper_loads():
+    """prefopt's stage-0 bf16 checkpoints written before masters.py hold DeepSpeed's FP16_UnfusedOptimizer state;
+    they resume with its masters and moments."""
+    import deepspeed
+
+    from prefopt.engine import setup_distributed
+
+    setup_distributed()
+    weights = bf16_weights((4, 3), (7,))
+    model = torch.nn.ParameterList(weights)
+    engine, *_ = deepspeed.initialize(
+        model=model, optimizer=torch.optim.AdamW(weights, lr=LR, betas=BETAS, eps=EPS, weight_decay=WD),
+        config={"bf16": {"enabled": True}, "zero_optimization": {"stage": 0}, "train_batch_size": 1},
+        dist_init_required=False)
+    assert type(engine.optimizer).__name__ == "FP16_UnfusedOptimizer"
+    for w in weights:
+        w.grad = torch.randn(w.shape).to(torch.bfloat16)
+    engine.optimizer.step()
+    saved = copy.deepcopy(engine.optimizer.state_dict())
+    ours = optimizer([torch.nn.Parameter(w.detach().clone()) for w in weights])
+    ours.load_state_dict(saved)
+    theirs = engine.optimizer.fp32_groups[0]
+    assert all(torch.equal(a, b) for a, b in zip(ours.masters, theirs))
+    for mine, their in zip(ours.masters, theirs):
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(ours.state[mine][key], engine.optimizer.optimizer.state[their][key])
