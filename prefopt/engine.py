@@ -139,15 +139,16 @@ def build_engine(model, recipe: Recipe, world: int, total_steps: int):
     o = recipe.optim
     fused = on_gpu() and not recipe.deepspeed.offload_optimizer  # one kernel for all parameters, not several each
     adamw = dict(lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, fused=fused or None)
+    params = [p for p in model.parameters() if p.requires_grad]
     if own_masters(recipe):
         # What DeepSpeed's bf16 set-up does, before the masters are taken: parameters to bf16 on the device,
         # buffers (rotary frequencies) left in fp32
         model.to(device())
         for p in model.parameters():
-            p.data = p.data.to(torch.bfloat16)
-        opt = MasterWeightAdamW([p for p in model.parameters() if p.requires_grad], o.grad_clip, **adamw)
+            p.data = p.data.to(torch.bfloat16)  # the same Parameter objects: `params` still names them
+        opt = MasterWeightAdamW(params, o.grad_clip, **adamw)
     else:
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], **adamw)
+        opt = torch.optim.AdamW(params, **adamw)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(recipe, total_steps))
     engine, *_ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
                                       config=ds_config(recipe, world), dist_init_required=False)
