@@ -17,6 +17,9 @@ export WANDB_DIR ?= $(CURDIR)/.cache/wandb
 export WANDB_CACHE_DIR ?= $(CURDIR)/.cache/wandb/cache
 export WANDB_CONFIG_DIR ?= $(CURDIR)/.cache/wandb/config
 export PYTHONWARNINGS ?= ignore
+# pip installs without byte-compiling every module of torch and transformers (about 25 s of a 50 s install); Python
+# then writes the bytecode of what is imported, on first import, which needs writing allowed.
+unexport PYTHONDONTWRITEBYTECODE
 
 # A real single-node Slurm for the launch tests (../shared/slurm, as in CI); idempotent, needs root.
 SLURM_SCRIPTS ?= $(CURDIR)/../shared/slurm
@@ -26,16 +29,17 @@ SLURM_SCRIPTS ?= $(CURDIR)/../shared/slurm
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q --no-compile "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --no-compile -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
 
-# DeepSpeed JIT-compiles a small CPU communication extension on first start (30-60 s): do it once, here.
+# DeepSpeed JIT-compiles a small CPU communication extension on the first start of several ranks (30-60 s): the
+# tests run some, so build it once, here (a single process skips it: prefopt/engine.py).
 warm: install
 	mkdir -p $(TORCH_EXTENSIONS_DIR) $(WANDB_DIR) $(WANDB_CACHE_DIR) $(WANDB_CONFIG_DIR)
-	$(PY) -c "from prefopt.engine import setup_distributed; setup_distributed(); print('deepspeed warm')"
+	DS_ACCELERATOR=cpu $(PY) -c "from deepspeed.accelerator import get_accelerator; get_accelerator().create_op_builder('ShareMemCommBuilder').load(); print('deepspeed warm')"
 
 slurm:
 	@if scontrol ping 2>/dev/null | grep -q UP; then echo "slurm: up"; \
@@ -49,7 +53,7 @@ lint: install
 	$(VENV)/bin/ruff check prefopt tests scripts benchmarks
 	$(VENV)/bin/shellcheck scripts/*.sh scripts/slurm/* benchmarks/*.sh .ci/run
 
-demo: warm
+demo: install
 	bash scripts/demo.sh
 
 toy: warm

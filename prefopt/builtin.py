@@ -18,7 +18,7 @@ from prefopt.errors import UserError
 from prefopt.fsutil import write_atomic
 
 PREFIX = "builtin:"
-DATA_SIZES = {"train": 2000, "test": 200}
+DATA_SIZES = {"train": 2000, "valid": 200, "test": 200}
 
 
 def cache_dir() -> Path:
@@ -75,7 +75,7 @@ def resolve(spec: str | None) -> str | None:
         suffix = "" if len(parts) == 3 else f"-{count}-s{seed}"
         return _write_jsonl(source_dir() / f"arith-{parts[1]}-{parts[2]}{suffix}.jsonl", rows)
     raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:toy/pairs, "
-                    "builtin:arith/{sft,pairs,unpaired,prompts}/{train,test}[/N[/SEED]], "
+                    "builtin:arith/{sft,pairs,unpaired,prompts}/{train,valid,test}[/N[/SEED]], "
                     "builtin:arith-base[/SEED[/STEPS]], builtin:arith-weak[/SEED[/STEPS]])")
 
 

@@ -15,7 +15,7 @@ from prefopt.errors import UserError
 # The table's rows, in order: the paper's quantities first, then each family's own figures.
 TABLE = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/log_grad_ratio", "3d/chosen_below_ref_frac",
          "3d/unseen_logp", "3d/entropy", "logps/chosen_per_token", "logps/rejected_per_token", "rewards/accuracies",
-         "loss", "objective/scores", "objective/kl")
+         "loss", "objective/scores", "objective/kl", "grpo/reward_mean", "grpo/accuracy", "grpo/kl_ref", "eval/accuracy")
 CURVES = (("3d/delta_chosen", "Δ chosen: log π - log π_ref"), ("3d/delta_rejected", "Δ rejected: log π - log π_ref"),
           ("3d/unseen_logp", "unseen probe log-prob / token"), ("3d/chosen_below_ref_frac", "chosen below reference"))
 

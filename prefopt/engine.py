@@ -43,6 +43,8 @@ def setup_distributed() -> tuple[int, int]:
     import torch.distributed as dist
 
     if not dist.is_initialized():
+        if os.environ["WORLD_SIZE"] == "1" and not on_gpu():
+            _no_shared_memory_reduce()
         deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo", verbose=False)
     if on_gpu():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
@@ -51,6 +53,14 @@ def setup_distributed() -> tuple[int, int]:
         # kernel takes the padding mask with no planning cost.
         torch.backends.cuda.enable_cudnn_sdp(False)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _no_shared_memory_reduce() -> None:
+    """A world of one on the CPU: skip DeepSpeed's shared-memory all-reduce kernel, which it compiles on first use
+    (25-55 s on a fresh machine) and which a single process never calls."""
+    import importlib
+
+    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
 
 
 def device() -> torch.device:

@@ -1,6 +1,6 @@
 """The one training loop, for every objective: the objective's step, then logging, evaluation and checkpoints.
 
-An objective supplies its step (prefopt/steps.py for offline data: one batch; prefopt/ppo.py: a rollout, then
+An objective supplies its step (prefopt/steps.py for offline data: one batch; prefopt/ppo.py, prefopt/grpo.py: a rollout, then
 updates); this loop owns the rest. Metrics stay on the device between logging steps and are reduced with one
 all-reduce per logging step. SIGTERM/SIGUSR1 (preemption) make the loop write a checkpoint at the next step
 boundary and exit cleanly.
@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from prefopt import attention, builtin, faults, lora, models, plots, probe, refcache, toy
 from prefopt import engine as eng
+from prefopt.best import KeepBest
 from prefopt.data.batching import cut, cut_evenly
 from prefopt.data.collate import Collator
 from prefopt.data.loader import TokenizedData
@@ -86,6 +87,12 @@ class Trainer:
         if self.layout != "padded":
             self.note(self._check_packing())
         self.probe = self._probe() if obj.has_logps else []
+        self.heldout = None
+        if recipe.eval.prompts and obj.has_logps:
+            from prefopt.heldout import HeldOut
+
+            self.heldout = HeldOut(recipe, self.tok, self.run_dir, self.rank, self.world)
+        self.best = KeepBest(recipe, self.run_dir) if recipe.train.keep_best else None
         if obj.needs_reference and recipe.train.precompute_ref and obj.pairwise:
             self._precompute()
         self.stepper = step_kind(self)
@@ -146,7 +153,7 @@ class Trainer:
         t = self.recipe.train
         examples = self.train_data.head(t.micro_batch_size)
         if not examples or self.obj.data_kind == "prompt":
-            return "layout: padded rollouts (ppo); packed eval batches"
+            return f"layout: padded rollouts ({self.obj.name}); packed eval batches"
         examples = cut(examples, self.collate.computed_tokens, t.micro_batch_size, t.max_tokens_per_batch)[0]
         module, padded = self.engine.module, Collator(self.tok.pad_token_id)
         score = (lambda b: sequence_scores(module, b)) if self.obj.head == "score" else \
@@ -172,6 +179,8 @@ class Trainer:
             return
         self.state = {"step": client["step"], "data": client["data"]}
         self.stepper.load_state_dict(client.get("objective", {}))
+        if self.best is not None:
+            self.best.load_state_dict(client.get("best", {}))
         rng = client["rng"]
         torch.set_rng_state(rng["torch"])
         random.setstate(rng["python"])
@@ -219,7 +228,9 @@ class Trainer:
         self.stepper.start(self.state["data"])
         step, meter, tokens, clock = self.state["step"], Meter(), 0.0, time.perf_counter()
         if step == 0:
-            self.sinks.log(0, {**self.data_metrics(), **self.evaluate()})
+            first = self.evaluate()
+            self._keep_best(0, first)
+            self.sinks.log(0, {**self.data_metrics(), **first})
         while step < self.total_steps:
             # Evaluations happen at logging steps, so a step where one is due logs too (eval.every need not be a
             # multiple of log.every).
@@ -261,6 +272,7 @@ class Trainer:
             m.update(self.data_metrics())
         if r.eval.every and step % r.eval.every == 0 and step < self.total_steps or step == self.total_steps:
             m.update(self.evaluate())
+            self._keep_best(step, m)
         elif self.probe:
             m["3d/unseen_logp"] = float(probe.unseen_logp(e.module, self.probe, self.tok.pad_token_id,
                                                           r.train.micro_batch_size))
@@ -296,6 +308,8 @@ class Trainer:
         if self.probe:
             meter.add({"3d/unseen_logp": probe.unseen_logp(module, self.probe, self.tok.pad_token_id,
                                                            self.recipe.train.micro_batch_size)}, 1.0)
+        if self.heldout is not None:
+            meter.add(*self.heldout.sums(self.engine))
         if self.recipe.model.kind == "toy_mlp":
             meter.add(toy.toy_metrics(module), 1.0)
         module.train(was_training)
@@ -305,19 +319,31 @@ class Trainer:
     def _checkpoint(self, step: int) -> None:
         rng = {"torch": torch.get_rng_state(), "python": random.getstate(),
                "cuda": torch.cuda.get_rng_state() if eng.on_gpu() else None}
-        client = {"step": step, "data": self.stepper.data_state, "rng": rng, "objective": self.stepper.state_dict()}
+        client = {"step": step, "data": self.stepper.data_state, "rng": rng, "objective": self.stepper.state_dict(),
+                  "best": self.best.state_dict() if self.best is not None else {}}
         eng.save_checkpoint(self.engine, self.run_dir / "checkpoints", step, client, self.recipe.train.keep_checkpoints,
                             self.stepper.engines, self.portable_checkpoints)
+
+    def _keep_best(self, step: int, metrics: dict[str, float]) -> None:
+        if self.best is not None and self.best.update(step, metrics, self._export):
+            metrics["best/step"] = float(step)
+
+    def _export(self, target: Path) -> None:
+        """The policy as `target/model` (and `target/adapter` under LoRA), loadable with from_pretrained."""
+        if lora.enabled(self.recipe):
+            state = eng.gathered_state(self.engine, self.rank)
+            if self.rank == 0:
+                lora.export(state, self.engine.module, self.tok, self.recipe, self.obj.head, target)
+        else:
+            eng.export_hf(self.engine, self.tok, target / "model", self.rank)
 
     def _finish(self, step: int) -> Path:
         if self.recipe.train.save_every:
             self._checkpoint(step)
-        if lora.enabled(self.recipe):
-            state = eng.gathered_state(self.engine, self.rank)
-            if self.rank == 0:
-                lora.export(state, self.engine.module, self.tok, self.recipe, self.obj.head, self.run_dir)
+        if self.best is None:
+            self._export(self.run_dir)
         else:
-            eng.export_hf(self.engine, self.tok, self.run_dir / "model", self.rank)
+            self.note(self.best.finish(self._export, self.rank))
         images = {}
         if self.rank == 0:
             images["3d"] = plots.plot_3d(read_metrics(self.run_dir), self.run_dir / "plots" / "3d.png",

@@ -117,6 +117,18 @@ def odpo(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor,
     return -F.logsigmoid(beta * h - offset)
 
 
+def dpop(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,
+         beta: float, positive_weight: float) -> Tensor:
+    """DPO-Positive (Pal et al. 2024, "Smaug", Eq. 3): L = -log σ(β·(h - λ·max(0, -Δ_w))).
+
+    When y_w and y_l differ in a few tokens (a maths answer's last digit), DPO can raise h while lowering
+    log π(y_w) (the paper's Degradation); the penalty acts only once Δ_w < 0. With λ = 0 it is vanilla DPO.
+    """
+    delta_w = chosen_logps - ref_chosen_logps
+    h = delta_w - (rejected_logps - ref_rejected_logps)
+    return -F.logsigmoid(beta * (h - positive_weight * torch.clamp(-delta_w, min=0)))
+
+
 def kto(logps: Tensor, ref_logps: Tensor, kl_logps: Tensor, ref_kl_logps: Tensor, desirable: Tensor, beta: float,
         desirable_weight: float, undesirable_weight: float) -> Tensor:
     """KTO (Ethayarajh et al. 2024, Eq. 8) on unpaired feedback: L = λ_y - v(x, y), with r = log π/π_ref and

@@ -100,6 +100,11 @@ def _odpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
     return losses.odpo(pc, pr, rc, rr, p.score_margin, c.beta, c.offset_scale)
 
 
+def _dpop(p: Terms, r: Terms, c: LossConfig) -> Tensor:
+    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
+    return losses.dpop(pc, pr, rc, rr, c.beta, c.dpop_lambda)
+
+
 def _kto(p: Terms, r: Terms, c: LossConfig) -> Tensor:
     return losses.kto(p.chosen, r.chosen, p.kl, r.kl, p.labels, c.beta, c.desirable_weight, c.undesirable_weight)
 
@@ -126,17 +131,23 @@ def _ppo_step():
     return PPOStep
 
 
+def _grpo_step():
+    from prefopt.grpo import GRPOStep
+
+    return GRPOStep
+
+
 @dataclass(frozen=True)
 class Objective:
     """A training objective: one entry per training command, and the command is its only home.
 
-    `step` supplies what one loop step does (offline data: one batch; PPO: a rollout, then updates); the loop
-    owns everything else. `eval_as` names the objective whose metrics the eval set gets (PPO is evaluated on
-    preference pairs exactly like DPO, so both runs plot on the same axes).
+    `step` supplies what one loop step does (offline data: one batch; PPO, GRPO: a rollout, then updates); the loop
+    owns everything else. `eval_as` names the objective whose metrics the eval set gets (PPO and GRPO are evaluated
+    on preference pairs exactly like DPO, so all three plot on the same axes).
     """
 
     name: str
-    data_kind: str  # "preference" (triples), "sft" (prompt, completion), "unpaired" (kto) or "prompt" (ppo)
+    data_kind: str  # "preference" (triples), "sft" (prompt, completion), "unpaired" (kto) or "prompt" (ppo, grpo)
     head: str  # "lm": per-token log-probs; "score": a scalar reward per sequence
     needs_reference: bool
     loss: Optional[Callable[[Terms, Optional[Terms], LossConfig], Tensor]]  # per-example losses (offline data)
@@ -169,6 +180,7 @@ VARIANTS = {
     "simpo": Objective("simpo", "preference", "lm", False, _simpo, _length_normalised_rewards),
     "orpo": Objective("orpo", "preference", "lm", False, _orpo, _length_normalised_rewards),
     "odpo": Objective("odpo", "preference", "lm", True, _odpo, _implicit_rewards, needs_scores=True),
+    "dpop": Objective("dpop", "preference", "lm", True, _dpop, _implicit_rewards),
 }
 OBJECTIVES = {
     "sft": Objective("sft", "sft", "lm", False, _sft, None),
@@ -178,6 +190,7 @@ OBJECTIVES = {
     "rm": Objective("rm", "preference", "score", False, _rm, lambda p, r, c: (p.chosen, p.rejected)),
     "kto": Objective("kto", "unpaired", "lm", True, _kto, None),
     "ppo": Objective("ppo", "prompt", "lm", True, None, None, step=_ppo_step, eval_as=_DPO),
+    "grpo": Objective("grpo", "prompt", "lm", True, None, None, step=_grpo_step, eval_as=_DPO),
 }
 
 

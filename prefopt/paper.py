@@ -6,7 +6,11 @@
   3. vanilla DPO on each scenario (Tables 1 and 2); DPO + SFT, IPO and SLiC on scenario 1's pairs (Table 10);
      the β⁻ sweep with β⁺ fixed, through scripts/sweep_beta.sh (Figure 9; β⁻ = 0.05 is the flex-β row);
   4. a reward model and DPO on the same pairs, scored on held-out judged pairs during training (Figure 4);
-  5. PPO against that reward model (Table 3), with the 3D metrics on scenario 1's pairs.
+  5. PPO against that reward model (Table 3), with the 3D metrics on scenario 1's pairs;
+  6. the selected settings, each beside its control (prefopt/paper_selected.py): on-policy DPOP rounds, GRPO and
+     PPO with the rule reward, and continued SFT on judged-best answers.
+Steps 3-4 use the paper's settings scaled down (App. D.1: one pass over the pairs at a small learning rate, β 0.1);
+step 6 the settings the validation search chose (scripts/select.sh).
 Every run is a `prefopt` command through the Python API (`prefopt.train`, `generate`, `judge`: the CLI's own
 code), with the demo's recipes; each seed runs in its own process, and its commands are in its commands.log.
 Each seed's numbers go to `<runs>/seed<N>/summary.json`; `prefopt.paper_report` turns them into the page.
@@ -24,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prefopt import paper_selected
 from prefopt.fsutil import write_atomic
 from prefopt.sinks import read_metrics
 
@@ -46,7 +51,8 @@ class Settings:
     train_prompts: int = 512  # prompts with 8 candidates each -> the pairs
     eval_problems: int = 1000  # held-out problems (draws from ~2,000), one greedy answer each
     heldout_prompts: int = 200  # held-out prompts judged into pairs, for the RM-vs-DPO accuracy curves
-    dpo_steps: int = 60
+    dpo_steps: int = 0  # 0: one pass over the pairs (the paper's one epoch)
+    dpo_lr: float = 1e-5  # the paper's 5e-7 is a 33B model's; a tenth of the selected rate here
     rm_steps: int = 60
     ppo_steps: int = 40
     curve_every: int = 5  # evaluation interval of the RM-vs-DPO runs
@@ -56,13 +62,14 @@ class Settings:
 
 QUICK = Settings(base_steps=30, weak_steps=30, train_prompts=48, eval_problems=40, heldout_prompts=24, dpo_steps=4,
                  rm_steps=4, ppo_steps=2, curve_every=2, betas_rejected=(0.05,))
+PAPER_SETTINGS = ["train.epochs=1"]  # with dpo_steps 0: one pass
 
 
 class Seed:
     """One seed's pipeline: runs commands under `<root>/seed<N>/` and collects their numbers."""
 
-    def __init__(self, seed: int, root: Path, settings: Settings):
-        self.seed, self.settings, self.dir = seed, settings, root / f"seed{seed}"
+    def __init__(self, seed: int, root: Path, settings: Settings, quick: bool = False):
+        self.seed, self.settings, self.dir, self.quick = seed, settings, root / f"seed{seed}", quick
         self.base = _builtin("arith-base", seed, settings.base_steps)
         self.weak = _builtin("arith-weak", seed, settings.weak_steps)
 
@@ -78,6 +85,8 @@ class Seed:
         return prefopt.train(recipe, [*sets, "log.console=false"], command=command)
 
     def generate(self, model: str, prompts: str, name: str, n: int, limit: int) -> Path:
+        if (self.dir / name).exists():  # generate resumes what a directory holds: one name, one run
+            raise RuntimeError(f"seed {self.seed}: {self.dir / name} is written twice")
         recipe = "recipes/demo/generate.yaml" if n > 1 else "recipes/demo/eval_generate.yaml"
         return self.prefopt("generate", recipe, f"model.path={model}", f"data.train={prompts}",
                             f"generate.max_prompts={limit}", f"generate.seed={self.seed}",
@@ -123,20 +132,25 @@ class Seed:
             if name != "scenario1":  # the paper's scenarios share one prompt set (MATH*): scenario 1's
                 files[name], summary["pairs"][name]["not in scenario 1"] = _restrict(files[name], files["scenario1"])
         summary["same_chosen"] = _same_chosen(files["scenario1"], files["scenario2"])
+        summary["diagnosis"] = _diagnosis(files["scenario1"], self.dir / "eval_base" / "generations.jsonl", self.base)
+        paper = [f"optim.lr={s.dpo_lr}", *PAPER_SETTINGS]
         for name, path in files.items():  # vanilla DPO, evaluated on its own pairs (Table 1) and held out (Table 2)
-            rows = self.train("dpo", "recipes/demo/dpo.yaml", name, path, path, s.dpo_steps)
+            rows = self.train("dpo", "recipes/demo/dpo.yaml", name, path, path, s.dpo_steps, *paper)
             summary["scenarios"][name] = {**_table1(rows), **self.accuracy(self.dir / name / "model", f"eval_{name}"),
                                           "curves": _curves(rows, THREE_D)}
         summary["regularisers"] = {}
         for name, (command, sets) in REGULARISERS.items():
             rows = self.train(command, "recipes/demo/dpo.yaml", name, files["scenario1"], files["scenario1"],
-                              s.dpo_steps, *sets)
+                              s.dpo_steps, *paper, *sets)
             summary["regularisers"][name] = {**_table1(rows), **self.accuracy(self.dir / name / "model", f"eval_{name}")}
         summary["sweep"] = self.sweep(files["scenario1"])
         summary["regularisers"]["flex_beta"] = summary["sweep"][str(s.flex_beta_rejected)]
         summary["stability"] = self.stability(files["scenario1"], heldout)
         summary["ppo"] = self.ppo(files["scenario1"])
-        summary["settings"], summary["seconds"] = asdict(s), round(time.time() - t0)
+        sizes = paper_selected.QUICK if self.quick else paper_selected.Selected()
+        summary["selected"] = paper_selected.run(self, sizes, self.quick, files["scenario1"])
+        summary["settings"] = {**asdict(s), "selected": asdict(sizes)}
+        summary["seconds"] = round(time.time() - t0)
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         return summary
 
@@ -145,7 +159,7 @@ class Seed:
         s, root = self.settings, (self.dir / "sweep").resolve()
         values = " ".join(str(v) for v in s.betas_rejected)
         sets = [f"model.path={self.base}", f"data.train={pairs}", f"data.eval={pairs}", f"train.max_steps={s.dpo_steps}",
-                f"train.seed={self.seed}", "log.console=false"]
+                f"train.seed={self.seed}", "log.console=false", f"optim.lr={s.dpo_lr}", *PAPER_SETTINGS]
         args = ["scripts/sweep_beta.sh", "--recipe", "recipes/demo/dpo.yaml", "--values", values, "--param",
                 "beta_rejected", "--beta-chosen", "0.1", "--name", f"paper-seed{self.seed}-sweep", "--out", str(root),
                 *[arg for item in sets for arg in ("--set", item)]]
@@ -165,7 +179,8 @@ class Seed:
         """Held-out pair accuracy over training of a reward model and of DPO, trained on the same pairs (Fig. 4)."""
         s, every = self.settings, ["eval.every=" + str(self.settings.curve_every), "eval.probe_size=0"]
         rm = self.train("rm", "recipes/demo/rm.yaml", "rm", pairs, heldout, s.rm_steps, *every)
-        dpo = self.train("dpo", "recipes/demo/dpo.yaml", "dpo_heldout", pairs, heldout, s.dpo_steps, *every)
+        dpo = self.train("dpo", "recipes/demo/dpo.yaml", "dpo_heldout", pairs, heldout, s.dpo_steps, *every,
+                         f"optim.lr={s.dpo_lr}", *PAPER_SETTINGS)
         key = ("eval/rewards/accuracies",)
         return {"rm": _curves(rm, key)[key[0]], "dpo": _curves(dpo, key)[key[0]]}
 
@@ -198,6 +213,18 @@ def _same_chosen(policy_pairs: Path, reference_pairs: Path) -> float:
     return sum(policy[i] == reference.get(i) for i in policy) / max(len(policy), 1)
 
 
+def _diagnosis(pairs: Path, generations: Path, model: str) -> dict:
+    """Where scenario 1's chosen and rejected differ, and what the base gets wrong (prefopt/tasks/diagnose.py)."""
+    from transformers import AutoTokenizer
+
+    from prefopt import builtin
+    from prefopt.tasks import diagnose
+
+    tok = AutoTokenizer.from_pretrained(builtin.resolve(model))
+    rows = lambda path: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {"pairs": diagnose.pair_stats(rows(pairs), tok), "errors": diagnose.error_stats(rows(generations))}
+
+
 def _curves(rows: list[dict], keys) -> dict[str, list]:
     return {key: [[row["step"], row[key]] for row in rows if key in row] for key in keys}
 
@@ -212,7 +239,7 @@ def _table1(rows: list[dict]) -> dict:
             "delta_chosen": last.get("eval/3d/delta_chosen"), "delta_rejected": last.get("eval/3d/delta_rejected")}
 
 
-def _seed_worker(seed: int, root: Path, settings: Settings) -> dict:
+def _seed_worker(seed: int, root: Path, settings: Settings, quick: bool) -> dict:
     """One seed in its own process: a world of one, one thread, output to <root>/seed<N>/commands.log."""
     import torch
 
@@ -229,7 +256,7 @@ def _seed_worker(seed: int, root: Path, settings: Settings) -> dict:
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     try:
-        return Seed(seed, root, settings).run()
+        return Seed(seed, root, settings, quick).run()
     except Exception as exc:  # the parent sees the message; the traceback stays in the log
         import traceback
 
@@ -237,13 +264,13 @@ def _seed_worker(seed: int, root: Path, settings: Settings) -> dict:
         raise RuntimeError(f"seed {seed} failed: {exc} (see {root / f'seed{seed}' / 'commands.log'})") from None
 
 
-def run_seeds(seeds: list[int], root: Path, settings: Settings) -> list[dict]:
+def run_seeds(seeds: list[int], root: Path, settings: Settings, quick: bool = False) -> list[dict]:
     """Every seed's pipeline, all seeds side by side in their own processes; their summaries."""
     import multiprocessing
 
     root.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(len(seeds), mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_seed_worker, seeds, [root] * len(seeds), [settings] * len(seeds)))
+        return list(pool.map(_seed_worker, seeds, [root] * len(seeds), [settings] * len(seeds), [quick] * len(seeds)))
 
 
 def main(argv=None) -> None:
@@ -256,7 +283,7 @@ def main(argv=None) -> None:
     from prefopt import paper_report
 
     t0 = time.time()
-    summaries = run_seeds(args.seeds, args.runs, QUICK if args.quick else Settings())
+    summaries = run_seeds(args.seeds, args.runs, QUICK if args.quick else Settings(), args.quick)
     page = paper_report.write(summaries, args.docs, minutes=(time.time() - t0) / 60, quick=args.quick)
     print(f"wrote {page} ({(time.time() - t0) / 60:.1f} min)")
 

@@ -20,16 +20,11 @@ import dataclasses
 import time
 
 import torch
-import torch.distributed as dist
 
 from prefopt import engine as eng
-from prefopt import lora, models, rl
-from prefopt.data.collate import Collator
-from prefopt.data.loader import BatchStream
-from prefopt.data.tokenize import stop_ids
+from prefopt import lora, models, rl, rollout
 from prefopt.errors import UserError
-from prefopt.logprobs import to_device, token_logps, token_values
-from prefopt.sampling import sample
+from prefopt.logprobs import token_logps, token_values
 
 
 def minibatches(recipe, world: int) -> int:
@@ -41,22 +36,10 @@ def minibatches(recipe, world: int) -> int:
     return recipe.ppo.rollout_batch_size // per
 
 
-def make_reward(recipe, run_dir, world: int):
-    """[(prompt, response text, reference answer)] -> [score or None], through `judge`'s scorers."""
-    from prefopt.judging import make_scorer
-
-    reward = recipe.ppo.reward
-    judged = dataclasses.replace(recipe, judge=dataclasses.replace(recipe.judge, kind=reward.kind,
-                                                                   rm_path=reward.path or recipe.judge.rm_path))
-    if reward.kind != "rm":
-        return make_scorer(judged, run_dir)
-    from prefopt.judging.rm import RMJudge
-
-    return RMJudge(judged, models.load_reward(judged, world)).score_all
-
-
-class PPOStep:
+class PPOStep(rollout.RolloutStep):
     """Rollout, then PPO updates of the policy (the trainer's engine) and of its own critic engine."""
+
+    name = "ppo"
 
     @staticmethod
     def global_batch(recipe, world: int) -> int:
@@ -67,39 +50,21 @@ class PPOStep:
         return recipe.ppo.epochs * minibatches(recipe, world)
 
     def __init__(self, trainer):
-        self.t, recipe = trainer, trainer.recipe
+        recipe = trainer.recipe
         self.p, self.micro, self.accum = recipe.ppo, recipe.train.micro_batch_size, recipe.train.grad_accum
         self.n_minibatches = minibatches(recipe, trainer.world)
-        if recipe.model.kind == "toy_mlp":
-            raise UserError("model.kind: toy_mlp cannot sample responses; ppo needs a causal LM (model.path)")
-        if recipe.train.precompute_ref:
-            raise UserError("train.precompute_ref: ppo cannot precompute reference log-probs (its responses are new "
-                            "every update); set it to false")
-        if lora.enabled(recipe) and recipe.lora.dropout:
-            raise UserError(f"lora.dropout: {recipe.lora.dropout}, but ppo needs 0: its old and new log-probs must "
-                            "come from the same function (the models' own dropout is off for that reason)")
-        self.stop = stop_ids(trainer.tok)
+        self._setup(trainer, self.p.reward)
         self.kl = rl.AdaptiveKL(self.p.kl_coef, self.p.kl_target, self.p.kl_horizon)
-        self.score = make_reward(recipe, trainer.run_dir, trainer.world)
         critic_recipe = dataclasses.replace(recipe, optim=dataclasses.replace(
             recipe.optim, lr=self.p.critic_lr or recipe.optim.lr))
         total = trainer.total_steps * self.optimizer_steps(recipe, trainer.world)
         self.critic = eng.build_engine(models.load_critic(recipe, trainer.world), critic_recipe, trainer.world, total)
         self.engines = {"critic": self.critic}
-        self.collate = Collator(trainer.tok.pad_token_id)  # rollouts stay padded: per-row token masks below
 
     # -------------------------------------------------------------------------------------------- loop protocol
 
     def start(self, data_state: dict | None) -> None:
-        t, recipe = self.t, self.t.recipe
-        chunks = self.p.rollout_batch_size // (self.micro * t.world)
-        self.stream = BatchStream(t.train_data, list, self.micro, chunks, t.world, t.rank, recipe.train.seed,
-                                  recipe.data.shuffle, recipe.data.shuffle_buffer, data_state)
-        self.batches = iter(self.stream)
-
-    @property
-    def data_state(self) -> dict:
-        return self.stream.state
+        self._start(data_state, self.micro, self.p.rollout_batch_size)
 
     def state_dict(self) -> dict:
         return {"kl": self.kl.state_dict()}
@@ -113,14 +78,14 @@ class PPOStep:
         mine = self._rollout(update, next(self.batches))
         generated = time.perf_counter()
         self._score(mine)
-        rollout = [s for part in _all_gather(mine, self.t.world) for s in part]
+        shared = rollout.all_gather(mine, self.t.world)
         beta = self.kl.value
-        stats = self._advantages(rollout, beta)
+        stats = self._advantages(shared, beta)
         scored = time.perf_counter()
-        for key, value in self._update(update, rollout).items():
+        for key, value in self._update(update, shared).items():
             meter.add({key: value}, 1.0)
         done = time.perf_counter()
-        self.kl.update(float(stats["objective/kl"]), len(rollout))
+        self.kl.update(float(stats["objective/kl"]), len(shared))
         meter.add({**stats, "kl_coef": torch.tensor(beta), "time/generate_s": torch.tensor(generated - clock),
                    "time/score_s": torch.tensor(scored - generated), "time/update_s": torch.tensor(done - scored)},
                   1.0)
@@ -130,24 +95,16 @@ class PPOStep:
 
     def _rollout(self, update: int, chunks: list[list[dict]]) -> list[dict]:
         """Sample one response per prompt; chunk c of this rank is global chunk rank·len(chunks) + c."""
-        t, out = self.t, []
-        for c, examples in enumerate(chunks):
-            seed = (t.recipe.train.seed * 1_000_003 + update) * 10_007 + t.rank * len(chunks) + c
-            responses = sample(t.engine, [ex["prompt_ids"] for ex in examples], pad_id=t.tok.pad_token_id,
-                               stop_ids=self.stop, max_new_tokens=self.p.max_new_tokens, seed=seed,
-                               temperature=self.p.temperature).cpu()
-            mask, ended = rl.response_mask(responses, self.stop)
-            for ex, row, length, end in zip(examples, responses, mask.sum(-1).tolist(), ended.tolist()):
-                out.append({"prompt_ids": ex["prompt_ids"], "completion_ids": row[:length].tolist(), "ended": end,
-                            "prompt": ex["prompt"], "answer": ex.get("answer")})
-        return out
+        t = self.t
+        return rollout.sample_chunks(t.engine, t.tok, chunks, t.rank * len(chunks), update, seed=t.recipe.train.seed,
+                                     n=1, stop=self.stop, max_new_tokens=self.p.max_new_tokens,
+                                     temperature=self.p.temperature)
 
     @torch.no_grad()
     def _score(self, samples: list[dict]) -> None:
         """Old and reference log-probs, values and entropies per token, and the reward's score per response."""
         t, temp = self.t, self.p.temperature
-        if self.p.reward.kind == "rule" and any(s["answer"] is None for s in samples):
-            raise UserError("ppo.reward.kind: rule needs the reference `answer` field in every data.train record")
+        rollout.require_answers(samples, self.p.reward.kind, "ppo")  # before any forward
         for start in range(0, len(samples), self.micro):
             part = samples[start:start + self.micro]
             batch = self._batch(part)
@@ -159,12 +116,7 @@ class PPOStep:
             for s, old, ref_lp, v, ent in zip(part, *(x.float().cpu().split(counts) for x in (
                     policy.logps, ref.logps, values, policy.entropy))):
                 s.update(old_logps=old, ref_logps=ref_lp, values=v, entropy=float(ent.sum()))
-        texts = t.tok.batch_decode([s["completion_ids"] for s in samples], skip_special_tokens=True)
-        scores = self.score([(s["prompt"], text, "" if s["answer"] is None else str(s["answer"]))
-                             for s, text in zip(samples, texts)])
-        for s, score in zip(samples, scores):
-            s["failed"] = score is None  # a judge that kept failing: scored 0 and counted, never dropped
-            s["score"] = (0.0 if score is None else float(score)) - (0.0 if s["ended"] else self.p.missing_eos_penalty)
+        rollout.score(samples, t.tok, self.score, self.p.reward.kind, self.p.missing_eos_penalty, "ppo")
 
     def _advantages(self, rollout: list[dict], beta: float) -> dict[str, torch.Tensor]:
         """Per-token KL, shaped rewards, GAE and whitening over the whole rollout; the rollout's statistics."""
@@ -225,15 +177,4 @@ class PPOStep:
                 "val/clipfrac_avg": value_clipfrac, "val/ratio": stats["ratio"], "val/ratio_var": stats["ratio_var"]}
 
     def _batch(self, part: list[dict]) -> dict:
-        examples = [{"idx": i, "prompt_ids": s["prompt_ids"], "completion_ids": s["completion_ids"]}
-                    for i, s in enumerate(part)]
-        return to_device(self.collate(examples), self.t.dev)
-
-
-def _all_gather(samples: list[dict], world: int) -> list[list[dict]]:
-    """Every rank's rollout, in rank order (which is global chunk order)."""
-    if world == 1:
-        return [samples]
-    gathered = [None] * world
-    dist.all_gather_object(gathered, samples)
-    return gathered
+        return rollout.collate(part, self.collate, self.t.dev)

@@ -241,7 +241,8 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
             fail(key, f"must be >= 0, got {value}")
     for key, value in (("optim.lr", r.optim.lr), ("train.micro_batch_size", r.train.micro_batch_size),
                        ("train.grad_accum", r.train.grad_accum), ("train.epochs", r.train.epochs),
-                       ("log.every", r.log.every), ("data.max_length", r.data.max_length)):
+                       ("log.every", r.log.every), ("data.max_length", r.data.max_length),
+                       ("eval.max_prompts", r.eval.max_prompts), ("eval.max_new_tokens", r.eval.max_new_tokens)):
         if value <= 0:
             fail(key, f"must be > 0, got {value}")
     if not 0 < r.data.max_prompt_length < r.data.max_length:
@@ -277,6 +278,15 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
         fail("ppo.critic_lr", f"must be > 0, got {p.critic_lr}")
     if p.critic_init == "reward" and p.reward.kind != "rm":
         fail("ppo.critic_init", f"`reward` needs ppo.reward.kind: rm (got {p.reward.kind}); use policy or auto")
+    g = r.grpo
+    for key, value in (("grpo.group_size", g.group_size - 1), ("grpo.rollout_prompts", g.rollout_prompts),
+                       ("grpo.epochs", g.epochs), ("grpo.temperature", g.temperature), ("grpo.top_p", g.top_p),
+                       ("grpo.max_new_tokens", g.max_new_tokens), ("grpo.clip_low", g.clip_low),
+                       ("grpo.clip_high", g.clip_high)):
+        if value <= 0:
+            fail(key, "must be > 1 (a group compares responses)" if key == "grpo.group_size" else f"must be > 0, got {value}")
+    if g.clip_low >= 1 or g.kl_coef < 0 or g.missing_eos_penalty < 0 or g.top_p > 1:
+        fail("grpo", "expected clip_low < 1, kl_coef >= 0, missing_eos_penalty >= 0 and top_p <= 1")
     if len(r.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in r.optim.betas):
         fail("optim.betas", f"expected two numbers in [0, 1), got {list(r.optim.betas)}")
     if r.deepspeed.config and not Path(r.deepspeed.config).is_file():

@@ -78,13 +78,14 @@ class DataConfig:
 class LossConfig:
     """The loss's parameters; which loss is trained is the command's choice (`prefopt dpo`, `prefopt ipo`, ...)."""
 
-    variant: Literal["dpo", "rdpo", "nca", "apo_zero", "simpo", "orpo", "odpo"] = "dpo"  # prefopt dpo's loss: see docs
+    variant: Literal["dpo", "rdpo", "nca", "apo_zero", "simpo", "orpo", "odpo", "dpop"] = "dpo"  # prefopt dpo's loss: see docs
     beta: float = 0.1  # DPO's β; IPO's τ; SimPO's β; ORPO's λ
     beta_chosen: Optional[float] = None  # flex-β: β⁺, defaults to beta
     beta_rejected: Optional[float] = None  # flex-β: β⁻, defaults to beta
     label_smoothing: float = 0.0  # cDPO's ε; rdpo: the label-flip rate ε
     margin: float = 0.0  # SimPO's target margin γ
     offset_scale: float = 1.0  # ODPO's α: offset α·log(score_chosen - score_rejected)
+    dpop_lambda: float = 50.0  # DPO-Positive's λ: penalty on the chosen log-prob falling below the reference
     desirable_weight: float = 1.0  # KTO's λ_D
     undesirable_weight: float = 1.0  # KTO's λ_U
     sft_weight: float = 0.0  # λ of DPO+SFT (Eq. 7) and of SLiC's regulariser (Eq. 11)
@@ -120,6 +121,8 @@ class TrainConfig:
     precompute_ref: bool = False  # one reference pass before training, cached and reused (β sweeps)
     layout: Literal["auto", "packed", "padded", "shared_prompt"] = "auto"  # auto: packed where supported (docs/recipes.md)
     ref_cache_dir: Optional[str] = None  # default $PREFOPT_CACHE/ref_logps (~/.cache/prefopt/ref_logps)
+    keep_best: Optional[str] = None  # a logged eval metric (e.g. eval/accuracy): model/ holds its best step, last/ the end
+    keep_best_mode: Literal["max", "min"] = "max"  # whether a larger or a smaller keep_best value is better
 
 
 @dataclass
@@ -149,6 +152,9 @@ class EvalConfig:
     probe: Optional[str] = None  # JSONL of {prompt, response} unseen responses; default: samples from the reference
     probe_size: int = 16  # prompts sampled for the default unseen-response probe
     probe_max_new_tokens: int = 32  # length of each probe sample
+    prompts: Optional[str] = None  # held-out prompts with answers: greedy answers, judged -> eval/accuracy, eval/score
+    max_prompts: int = 200  # the first N of eval.prompts at each evaluation
+    max_new_tokens: int = 64  # answer length cap for eval.prompts
 
 
 @dataclass
@@ -177,6 +183,7 @@ class JudgeConfig:
     chosen_from: Literal["policy_best", "reference"] = "policy_best"  # reference: the record's dataset solution
     rejected_from: Literal["policy_worst", "other"] = "policy_worst"  # other: worst of `other`'s candidates
     other: Optional[str] = None  # generations JSONL of another model, for rejected_from: other
+    best_min_score: float = 4.0  # pairs mode also writes best.jsonl: each prompt's best candidate scoring >= this
     base_url: str = "https://api.openai.com/v1"  # llm: any OpenAI-compatible chat-completions endpoint
     model: str = "gpt-4o"  # llm: the judge model's name at that endpoint
     api_key_env: str = "OPENAI_API_KEY"  # llm: name of the environment variable holding the key (never logged)
@@ -220,6 +227,26 @@ class PPOConfig:
 
 
 @dataclass
+class GRPOConfig:
+    """`prefopt grpo`: group-relative RL on verifiable rewards (prefopt/group_rl.py cites each formula)."""
+
+    group_size: int = 8  # G: responses sampled per prompt; advantages compare a response with its group
+    rollout_prompts: int = 16  # prompts per update over all ranks; the rollout holds rollout_prompts × G responses
+    epochs: int = 1  # μ: passes over each rollout (1: on-policy, the importance ratio stays 1)
+    temperature: float = 1.0  # sampling temperature T; every log-prob uses logits / T
+    top_p: float = 1.0  # nucleus sampling of the rollout
+    max_new_tokens: int = 128  # response length cap; a response ends at its first EOS / end of turn
+    advantage: Literal["grpo", "dr_grpo", "rloo"] = "grpo"  # (r-mean)/std, r-mean, or leave-one-out baseline
+    loss_agg: Literal["token_mean", "seq_mean_token_sum", "seq_mean_token_mean"] = "token_mean"  # see docs/recipes.md
+    clip_low: float = 0.2  # ε_low: the ratio's lower clip 1 - ε_low
+    clip_high: float = 0.2  # ε_high: the upper clip 1 + ε_high (DAPO's clip-higher: 0.28)
+    kl_coef: float = 0.0  # weight of the k3 KL to the reference in the loss (0, as in DAPO and Dr. GRPO)
+    skip_equal_groups: bool = False  # leave groups whose rewards are all equal out of the update (DAPO, simple form)
+    missing_eos_penalty: float = 0.0  # subtracted from the reward of a response that hit max_new_tokens
+    reward: RewardConfig = field(default_factory=lambda: RewardConfig(kind="rule"))  # rule, rm or llm
+
+
+@dataclass
 class Recipe:
     name: str = "recipe"  # names runs/<name>; defaults to the recipe file's path below recipes/
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -234,3 +261,4 @@ class Recipe:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)

@@ -16,11 +16,26 @@ from prefopt.engine import begin_micro_step
 from prefopt.objectives import Terms
 
 
-class PairStep:
-    """Forward, loss and backward over the step's micro-batches (`train.grad_accum` of them, or as many as
-    `train.max_tokens_per_batch` needs), then one optimizer step."""
+class Step:
+    """The loop's side of every step (see the module docstring), for a step that keeps no state of its own beyond
+    its position in `self.stream` and no engines besides the policy's."""
 
     engines: dict = {}
+
+    @property
+    def data_state(self) -> dict:
+        return self.stream.state
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class PairStep(Step):
+    """Forward, loss and backward over the step's micro-batches (`train.grad_accum` of them, or as many as
+    `train.max_tokens_per_batch` needs), then one optimizer step."""
 
     @staticmethod
     def global_batch(recipe, world: int) -> int:
@@ -39,16 +54,6 @@ class PairStep:
                                   t.world, t.rank, recipe.train.seed, recipe.data.shuffle, recipe.data.shuffle_buffer,
                                   data_state, recipe.train.max_tokens_per_batch)
         self.batches = iter(self.stream)
-
-    @property
-    def data_state(self) -> dict:
-        return self.stream.state
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
     def run(self, step: int, meter, log_now: bool) -> float:
         """One optimizer update; returns the tokens this rank computed (padding excluded)."""

@@ -1,4 +1,7 @@
-"""Print the demo's final table: held-out accuracy of SFT, DPO, DPO + SFT and PPO, the pairs, and the 3D summary."""
+"""The demo's final tables: held-out accuracy of each model, the on-policy rounds, the 3D metrics on the same
+pairs, and where everything is. Called by scripts/demo.py; `python scripts/demo_report.py` re-prints a finished run."""
+
+from __future__ import annotations
 
 import json
 import sys
@@ -8,32 +11,27 @@ from rich.console import Console
 from rich.table import Table
 
 from prefopt.compare import final
+from prefopt.sinks import read_metrics
 
-RUNS = {"SFT base": "eval_sft", "DPO": "eval_dpo", "DPO + SFT": "eval_dpo_sft", "PPO": "eval_ppo"}
-TRAINED = {"DPO": "dpo", "DPO + SFT": "dpo_sft", "PPO": "ppo"}
-THREE_D = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/log_grad_ratio", "3d/chosen_below_ref_frac",
-           "3d/entropy", "rewards/accuracies")
+THREE_D = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/chosen_below_ref_frac", "3d/entropy",
+           "rewards/accuracies")
 
 
-def last(rows, key):
+def last(rows: list[dict], key: str) -> float:
     """The run's last logged value of `key` (nan when it never logged it), read as `prefopt compare` reads it."""
     value = final(rows, key, eval_fallback=False)
     return float("nan") if value is None else value
 
 
-def rows_of(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def plot_dpo_vs_ppo(metrics: dict[str, list[dict]], out: Path) -> Path:
-    """Δ chosen and Δ rejected on the judged pairs over training, every trained run on the same axes."""
+def plot_3d(metrics: dict[str, list[dict]], out: Path) -> Path:
+    """Δ chosen and Δ rejected on the judged pairs over training, every run on the same axes."""
     from prefopt.plots import plt, series
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for ax, key in zip(axes, ("eval/3d/delta_chosen", "eval/3d/delta_rejected")):
         for name, rows in metrics.items():
             ax.plot(*series(rows, key), marker="o", label=name)
-        ax.set(title=key.split("/")[-1].replace("_", " ") + ": log π - log π_ref on the judged pairs", xlabel="step")
+        ax.set(title=key.split("/")[-1].replace("_", " ") + ": log π - log π_ref on the pairs", xlabel="step")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(out, dpi=80)
@@ -41,44 +39,50 @@ def plot_dpo_vs_ppo(metrics: dict[str, list[dict]], out: Path) -> Path:
     return out
 
 
-def main(root: Path) -> None:
-    evals = {name: json.loads((root / d / "eval.json").read_text()) for name, d in RUNS.items()}
-    counts = rows_of(root / "judge" / "metrics.jsonl")[-1]
+def report(root: Path, evals: dict[str, dict], metrics: dict[str, list[dict]], counts: dict, seconds: float) -> None:
     console = Console(width=None if sys.stdout.isatty() else 120)  # logs and CI: no wrapping at 80 columns
-    t = Table(title="prefopt demo: on-policy DPO and RLHF-PPO on embedded arithmetic (held-out problems, greedy)")
-    t.add_column("")
-    for name in RUNS:
-        t.add_column(name, justify="right")
     n = int(evals["SFT base"]["count"])
-    t.add_row(f"accuracy: 4-5 points (n={n})", *(f"{e['score45']:.1%}" for e in evals.values()))
-    t.add_row("5-point answers", *(f"{e['score5']:.1%}" for e in evals.values()))
-    console.print(t)
-    p = Table(title="on-policy pairs (8 candidates per prompt, rule judge): DPO's data and the reward model's")
-    p.add_column("")
-    p.add_column("count", justify="right")
-    for k, v in counts.items():
-        if k.startswith("judge/"):
-            p.add_row(k[len("judge/"):], str(int(v)))
-    console.print(p)
-    metrics = {name: rows_of(root / run / "metrics.jsonl") for name, run in TRAINED.items()}
-    d = Table(title="3D properties after training, on the same judged pairs (eval/; DPO-style rewards at β 0.1)")
-    d.add_column("metric")
-    for name in TRAINED:
-        d.add_column(name, justify="right")
+    table = Table(title=f"prefopt demo: on-policy alignment of the SFT base on embedded arithmetic "
+                        f"(held-out test problems, n={n}, greedy)")
+    table.add_column("")
+    for name in evals:
+        table.add_column(name, justify="right")
+    base = evals["SFT base"]["score45"]
+    table.add_row("accuracy: 4-5 points", *(f"{e['score45']:.1%}" for e in evals.values()))
+    table.add_row("vs the base (pp)", *(f"{100 * (e['score45'] - base):+.1f}" for e in evals.values()))
+    table.add_row("5-point answers", *(f"{e['score5']:.1%}" for e in evals.values()))
+    console.print(table)
+    pairs = Table(title="on-policy pairs (4 candidates per training problem, rule judge): the DPO runs' data")
+    pairs.add_column("")
+    pairs.add_column("count", justify="right")
+    for key, value in counts.items():
+        pairs.add_row(key, str(int(value)))
+    console.print(pairs)
+    three_d = Table(title="3D properties after training, on those pairs, against the base (eval/)")
+    three_d.add_column("metric")
+    for name in metrics:
+        three_d.add_column(name, justify="right")
     for key in THREE_D:
-        d.add_row(key, *(f"{last(metrics[name], 'eval/' + key):.4g}" for name in TRAINED))
-    d.add_row("3d/unseen_logp", *(f"{last(metrics[name], '3d/unseen_logp'):.4g}" for name in TRAINED))
-    console.print(d)
-    ppo = [r for r in metrics["PPO"] if "objective/scores" in r]
-    rm = rows_of(root / "rm" / "metrics.jsonl")
-    console.print(f"reward model: pair accuracy {last(rm, 'rewards/accuracies'):.2f} at the last step; "
-                  f"PPO: reward-model score {ppo[0]['objective/scores']:.3f} -> {ppo[-1]['objective/scores']:.3f}, "
-                  f"KL {ppo[-1]['objective/kl']:.3f}, over {ppo[-1]['step']} updates")
-    for name in ("generate", "judge", "dpo", "dpo_sft", "rm", "ppo", "eval_sft", "eval_dpo", "eval_dpo_sft",
-                 "eval_ppo"):
-        console.print(f"  {name:13s} {root / name}")
-    console.print("  3D plots      " + ", ".join(str(root / run / "plots" / "3d.png") for run in TRAINED.values()))
-    console.print(f"  DPO vs PPO    {plot_dpo_vs_ppo(metrics, root / 'dpo_vs_ppo.png')}")
+        three_d.add_row(key, *(f"{last(rows, 'eval/' + key):.4g}" for rows in metrics.values()))
+    three_d.add_row("3d/unseen_logp", *(f"{last(rows, '3d/unseen_logp'):.4g}" for rows in metrics.values()))
+    console.print(three_d)
+    grpo = [r for r in metrics["GRPO"] if "grpo/reward_mean" in r]
+    if grpo:
+        console.print(f"GRPO: training accuracy {grpo[0]['grpo/accuracy']:.3f} -> {grpo[-1]['grpo/accuracy']:.3f} "
+                      f"(logged every 10 updates), zero-signal groups {grpo[-1]['grpo/zero_std_frac']:.2f}, "
+                      f"KL to the base {grpo[-1].get('grpo/kl_ref', float('nan')):.3f}, over {grpo[-1]['step']} updates")
+    for name in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        console.print(f"  {name:10s} {root / name}")
+    console.print(f"  3D plot    {plot_3d(metrics, root / 'three_d.png')}")
+    console.print(f"demo finished in {seconds / 60:.1f} min (after install and the base)")
+
+
+def main(root: Path) -> None:
+    evals = {name: json.loads((root / d / "eval.json").read_text()) for name, d in
+             (("SFT base", "eval_base"), ("DPO", "eval_dpo"), ("DPO + SFT", "eval_dpo_sft"), ("GRPO", "eval_grpo"))}
+    runs = {"DPO": root / "dpo", "DPO + SFT": root / "dpo_sft", "GRPO": root / "grpo"}
+    counts = {k[len("judge/"):]: v for k, v in read_metrics(root / "judge")[-1].items() if k.startswith("judge/")}
+    report(root, evals, {name: read_metrics(path) for name, path in runs.items()}, counts, float("nan"))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,18 @@ def runs(tmp_path):
     return dpo, ppo
 
 
+def test_a_grpo_run_compares_like_the_others(tmp_path):
+    dpo, _ = runs(tmp_path)
+    grpo = fake_run(tmp_path / "grpo", "grpo", [
+        {"step": 0, "eval/3d/delta_chosen": 0.0, "eval/accuracy": 0.25},
+        {"step": 10, "grpo/reward_mean": 2.5, "grpo/kl_ref": 0.05, "eval/3d/delta_chosen": -0.25,
+         "eval/accuracy": 0.375}])
+    rows, _ = compare([dpo, grpo], tmp_path / "g.png")
+    assert [r["objective"] for r in rows] == ["dpo", "grpo"]
+    assert (rows[1]["grpo/reward_mean"], rows[1]["3d/delta_chosen"], rows[1]["eval/accuracy"]) == (2.5, -0.25, 0.375)
+    assert rows[0]["grpo/reward_mean"] is None
+
+
 def test_final_metrics_are_the_last_training_values_else_eval(tmp_path):
     dpo, ppo = runs(tmp_path)
     got = final_metrics(dpo)

@@ -1,4 +1,4 @@
-"""The on-policy demo pipeline (sft -> generate -> judge -> dpo, dpo+sft -> evaluate), shortened, end to end."""
+"""The demo pipeline (base -> on-policy pairs -> DPO, DPO + SFT; GRPO -> held-out evaluation), at toy sizes, end to end."""
 
 import json
 import subprocess
@@ -12,11 +12,14 @@ def test_quick_demo_runs_end_to_end():
     res = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-    assert "accuracy: 4-5 points (n=200)" in res.stdout and "3d/chosen_below_ref_frac" in res.stdout
+    assert "held-out test problems, n=40" in res.stdout and "3d/chosen_below_ref_frac" in res.stdout
+    assert "$ prefopt grpo --recipe recipes/demo/grpo.yaml" in res.stdout  # each step shows its command line
     runs = ROOT / "runs" / "demo"
-    for name in ("eval_sft", "eval_dpo", "eval_dpo_sft"):
+    for name in ("eval_base", "eval_dpo", "eval_dpo_sft", "eval_grpo"):
         summary = json.loads((runs / name / "eval.json").read_text())
-        assert summary["count"] == 200 and 0 <= summary["score45"] <= 1
+        assert summary["count"] == 40 and 0 <= summary["score45"] <= 1
     pairs = [json.loads(line) for line in (runs / "judge" / "pairs.jsonl").read_text().splitlines()]
     assert pairs and all(p["scores"]["chosen"] > p["scores"]["rejected"] for p in pairs)
-    assert (runs / "dpo" / "model" / "config.json").exists() and (runs / "dpo_sft" / "plots" / "3d.png").exists()
+    for name, weight in (("dpo", 0.0), ("dpo_sft", 1.0)):  # the same pairs, with and without the SFT term
+        assert f"sft_weight: {weight}" in (runs / name / "recipe.yaml").read_text()
+    assert (runs / "grpo" / "model" / "config.json").exists() and (runs / "three_d.png").exists()

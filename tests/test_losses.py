@@ -144,3 +144,23 @@ def test_kto_closed_form_and_its_kl_reference_point_carries_no_gradient():
     # ∂/∂r of λ_D(1 - σ(β(r - z₀))) is -λ_D·β·σ'(·); of λ_U(1 - σ(β(z₀ - r))) is +λ_U·β·σ'(·)
     s = torch.sigmoid(T(0.5))
     assert_close(g_logps, T(-0.5 * s * (1 - s), 2.0 * 0.5 * s * (1 - s)))
+
+
+def test_dpop_closed_form_its_penalty_acts_only_below_the_reference_and_without_it_is_vanilla_dpo():
+    """DPO-Positive, β = 0.1, λ = 2, on PC, PR, RC, RR: Δ_w = (1, -1), Δ_l = (-1, 1), h = (2, -2).
+
+    Pair 1 (Δ_w > 0, no penalty): -log σ(0.1·2) = log(1 + e^-0.2) = 0.5981388693.
+    Pair 2 (Δ_w = -1): z = 0.1·(-2 - 2·1) = -0.4, -log σ(-0.4) = log(1 + e^0.4) = 0.9130152802.
+    ∂L/∂log π(y_w) = -σ(-z)·∂z/∂log π(y_w): pair 1: -σ(-0.2)·0.1 = -0.0450166003; pair 2 (z = β((1+λ)Δ_w - Δ_l)):
+    -σ(0.4)·0.3 = -0.1796062980.
+    """
+    chosen = PC.clone().requires_grad_()
+    loss = losses.dpop(chosen, PR, RC, RR, 0.1, 2.0)
+    assert_close(loss, T(0.5981388693, 0.9130152802))
+    (grad,) = torch.autograd.grad(loss.sum(), chosen)
+    assert_close(grad, T(-0.0450166003, -0.1796062980))
+    g = torch.Generator().manual_seed(3)
+    pc, pr, rc, rr = (torch.randn(1000, generator=g) * 50 for _ in range(4))
+    assert torch.equal(losses.dpop(pc, pr, rc, rr, 0.1, 0.0), losses.dpo(pc, pr, rc, rr, 0.1, 0.1))
+    above = pc > rc  # where the chosen likelihood is above the reference, λ changes nothing
+    assert torch.equal(losses.dpop(pc, pr, rc, rr, 0.1, 50.0)[above], losses.dpo(pc, pr, rc, rr, 0.1, 0.1)[above])

@@ -23,7 +23,9 @@ def summary(seed=0, s1=40.0, others=(30.0, 31.0, 29.0), base=35.0, ppo=45.0, fle
                              "ipo": scen(39.0, -0.1), "slic": {**scen(39.0, -0.1), "delta_chosen": None}},
             "sweep": {"0.05": scen(sweep[0], -0.3), "0.01": scen(sweep[1], -0.1)},
             "stability": {"rm": [[0, 0.5], [5, 0.6], [10, 0.6]], "dpo": [[0, 0.5], [5, 0.8], [10, 0.6]]},
-            "ppo": {**acc(ppo), "curves": {}}, "pairs": {}, "settings": {}}
+            "ppo": {**acc(ppo), "curves": {}}, "pairs": {}, "settings": {},
+            "selected": {"dpo_sft": acc(base + 4), "rft": acc(base + 3), "grpo": acc(base + 5),
+                         "rft_grpo": acc(base + 2), "ppo_rule": acc(base - 1)}}
 
 
 def test_claim_statistics_on_worked_numbers():
@@ -44,11 +46,27 @@ def test_claim_statistics_on_worked_numbers():
     assert table.count("\n") == len(paper_report.CLAIMS) + 1 and "| +9.00 | -3.00 |" in table
 
 
+def test_beats_its_base_and_its_control_on_worked_numbers():
+    """Seeds with bases 35 and 30: DPO + SFT +4 on both (mean 4 ± 0, beyond: holds); its control +3, so it beats
+    it by +1 on both; GRPO +5 against a control at +2: +3. A second pair of seeds where DPO + SFT's margin over the
+    base is +4 and -1 (mean 1.5 ± 3.5): not beyond the spread, 1 of 2 seeds above."""
+    table = paper_report.beats_table([summary(), summary(seed=1, base=30.0)])
+    assert "| DPO + SFT, on-policy pairs (selected) | +4.0 | +4.0 | +4.0 ± 0.0 | **holds** |" in table
+    assert "| PPO, rule reward | -1.0 | -1.0 | -1.0 ± 0.0 | **does not hold** |" in table
+    assert "| +1.0 | +1.0 | +1.0 ± 0.0 | **holds** |" in table and "| +3.0 | +3.0 | +3.0 ± 0.0 | **holds** |" in table
+    worse = summary(seed=1)
+    worse["selected"]["dpo_sft"] = {"score5": 0.34, "score45": 0.34}
+    table = paper_report.beats_table([summary(), worse])
+    assert "| DPO + SFT, on-policy pairs (selected) | +4.0 | -1.0 | +1.5 ± 3.5 | **not beyond the spread (1/2 seeds " \
+        "above)** |" in table
+
+
 def test_committed_page_is_what_the_code_produces_from_its_summaries():
     summaries = json.loads((ROOT / "docs" / "paper" / "summaries.json").read_text())
     page = (ROOT / "docs" / "paper.md").read_text()
     assert len(summaries) >= 3, "docs/paper.md must come from at least three seeds"
     assert paper_report.claims_table(summaries) in page
+    assert paper_report.beats_table(summaries) in page
     assert paper_report.tables(summaries) in page
     for figure in ("beta_sweep.png", "rm_vs_dpo.png", "dpo_vs_ppo_3d.png"):
         assert (ROOT / "docs" / "paper" / figure).exists()
@@ -62,7 +80,9 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     summaries = json.loads((tmp_path / "docs" / "paper" / "summaries.json").read_text())
     page = (tmp_path / "docs" / "paper.md").read_text()
     assert paper_report.claims_table(summaries) in page and paper_report.tables(summaries) in page
+    assert paper_report.beats_table(summaries) in page
     (seed,) = summaries
+    assert set(seed["selected"]) == {"dpo_sft", "rft", "grpo", "rft_grpo", "ppo_rule"}
     assert set(seed["scenarios"]) == {"scenario1", "scenario2", "scenario3", "scenario4"}
     assert set(seed["regularisers"]) == {"dpo_sft", "ipo", "slic", "flex_beta"}
     assert seed["stability"]["rm"] and seed["stability"]["dpo"] and 0 <= seed["ppo"]["score45"] <= 1

@@ -9,18 +9,18 @@ import pytest
 import torch
 
 from prefopt import rl
-from prefopt.loop import Trainer, train
+from prefopt.loop import Trainer
 from prefopt.objectives import OBJECTIVES
 from prefopt.recipe import load_recipe
-from tests.conftest import read_rows, run_cli, two_ranks
+from tests import rl_checks
+from tests.conftest import read_rows, run_cli
 
 RECIPE = "recipes/tiny/ppo.yaml"
-QUICK = ["data.eval=null", "log.every=1", "log.console=false", "eval.probe_size=0"]
+QUICK = rl_checks.QUICK
 
 
 def ppo(tmp_path, name, *sets):
-    recipe = load_recipe(RECIPE, [f"train.output_dir={tmp_path / name}", *QUICK, *sets])
-    return [r for r in read_rows(train(recipe, OBJECTIVES["ppo"])) if "objective/scores" in r]
+    return rl_checks.rows("ppo", RECIPE, tmp_path / name, "objective/scores", *sets)
 
 
 def test_first_update_has_zero_kl_and_each_update_starts_at_ratio_one(tmp_path, monkeypatch):
@@ -65,7 +65,7 @@ def test_pad_equal_to_eos_keeps_exactly_one_eos_per_response(tmp_path, tiny_path
     assert trainer.tok.pad_token_id == eos
     # what `generate` returns once rows end: EOS, then padding that is EOS too
     canned = torch.tensor([[7, eos, eos, eos], [7, 8, 9, 10], [eos, eos, eos, eos], [7, 8, eos, eos]] * 2)
-    monkeypatch.setattr("prefopt.ppo.sample", lambda *a, **k: canned)
+    monkeypatch.setattr("prefopt.rollout.sample", lambda *a, **k: canned)
     trainer.stepper.start(None)
     samples = trainer.stepper._rollout(0, next(trainer.stepper.batches)[:1])
     assert [s["completion_ids"] for s in samples[:4]] == [[7, eos], [7, 8, 9, 10], [eos], [7, 8, eos]]
@@ -124,33 +124,13 @@ KEYS = ("objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg",
 
 def test_zero3_and_two_ranks_match_zero0(tmp_path):
     sets = ["train.max_steps=3", "train.micro_batch_size=4", "ppo.rollout_batch_size=16", "ppo.epochs=2"]
-    z0 = ppo(tmp_path, "z0", *sets, "train.grad_accum=2", "deepspeed.stage=0")
-    z3 = ppo(tmp_path, "z3", *sets, "train.grad_accum=2", "deepspeed.stage=3")
-    args = ["ppo", "-r", RECIPE, "--set", f"train.output_dir={tmp_path / 'z3x2'}", "--set", "train.grad_accum=1",
-            "--set", "deepspeed.stage=3"] + [x for s in sets + QUICK for x in ("--set", s)]
-    res = run_cli(*args, launcher=two_ranks(29533))
-    assert res.returncode == 0, res.stderr[-3000:]
-    two = [r for r in read_rows(tmp_path / "z3x2") if "objective/scores" in r]
-    for key in KEYS:
-        torch.testing.assert_close([r[key] for r in z3], [r[key] for r in z0], atol=1e-4, rtol=0, msg=key)
-        torch.testing.assert_close([r[key] for r in two], [r[key] for r in z0], atol=1e-4, rtol=0, msg=key)
+    rl_checks.zero3_and_two_ranks_match_zero0("ppo", RECIPE, tmp_path, KEYS, sets, port=29533)
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     sets = ["train.max_steps=6", "train.save_every=2", "ppo.kl_target=1.0"]  # the adaptive β is resumed too
-    straight = ppo(tmp_path, "straight", *sets)
-    out = tmp_path / "cut"
-    args = ["ppo", "-r", RECIPE, "--set", f"train.output_dir={out}"] + [x for s in sets + QUICK for x in ("--set", s)]
-    first = run_cli(*args, env={"PREFOPT_FAULT": "sigkill@5"})
-    assert first.returncode == -9, first.stderr[-2000:]
-    assert (out / "checkpoints" / "latest").read_text() == "step-4" and (out / "checkpoints/step-4/critic").is_dir()
-    second = run_cli(*args, "--resume")
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "resumed from step 4" in second.stdout
-    resumed = [r for r in read_rows(out) if "objective/scores" in r]
-    assert [r["step"] for r in resumed] == [r["step"] for r in straight]
-    for key in KEYS + ("kl_coef",):
-        torch.testing.assert_close([r[key] for r in resumed], [r[key] for r in straight], atol=1e-5, rtol=0, msg=key)
+    straight = rl_checks.sigkill_then_resume_matches("ppo", RECIPE, tmp_path, KEYS + ("kl_coef",), sets)
+    assert (tmp_path / "cut" / "checkpoints/step-4/critic").is_dir()
     assert straight[-1]["kl_coef"] != straight[0]["kl_coef"]
 
 

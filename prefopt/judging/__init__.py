@@ -77,6 +77,20 @@ def score_records(records: list[dict], scorer, kind: str, first_only: bool = Fal
     return [flat[a:b] for a, b in spans]
 
 
+def best_answers(records: list[dict], scores: list[list], min_score: float) -> list[dict]:
+    """SFT records {prompt, completion} of each prompt's best-scoring candidate, where it scores at least
+    `min_score`: continued SFT on them is the control that tells alignment from more training (rejection
+    sampling fine-tuning)."""
+    out = []
+    for rec, sc in zip(records, scores):
+        judged = [(s, c) for s, c in zip(sc, rec["candidates"]) if s is not None and c.strip()]
+        if judged and max(s for s, _ in judged) >= min_score:
+            score, text = max(judged, key=lambda t: t[0])
+            out.append({"id": rec["id"], "prompt": rec["prompt"], "completion": text, "answer": rec.get("answer"),
+                        "score": score})
+    return out
+
+
 def make_pairs(recipe: Recipe, records: list[dict], scores: list[list], other: dict[str, tuple]) -> tuple[list, Counter]:
     """Best/worst (or reference/other) pairs with the count of prompts kept and dropped per reason."""
     j, pairs, counts = recipe.judge, [], Counter()
@@ -159,11 +173,15 @@ def judge(recipe: Recipe, run_dir: Path) -> dict:
             judged = [(s, c) for s, c in judged if c.strip()]
             if judged:
                 other[rec["id"]] = min(judged, key=lambda t: t[0])
-    pairs, counts = make_pairs(recipe, records, score_records(records, scorer, j.kind), other)
+    scores = score_records(records, scorer, j.kind)
+    pairs, counts = make_pairs(recipe, records, scores, other)
     if other_empty:
         counts["other candidates empty"] += other_empty
     out = Path(j.output or run_dir / "pairs.jsonl")
     write_atomic(out, "".join(json.dumps(p) + "\n" for p in pairs))
+    best = best_answers(records, scores, j.best_min_score)
+    counts["best answers"] = len(best)
+    write_atomic(out.with_name("best.jsonl"), "".join(json.dumps(b) + "\n" for b in best))
     counts_d = {k: float(v) for k, v in sorted(counts.items())}
     _report(console, f"judge ({j.kind}): {len(records)} prompts -> {out}", counts_d, recipe, run_dir)
     return counts_d

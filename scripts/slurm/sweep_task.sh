@@ -3,12 +3,9 @@
 #SBATCH --signal=B:USR1@120
 #SBATCH --output=slurm-%x-%A_%a.out
 #SBATCH --open-mode=append
-# One task of a β-sweep job array (submitted by scripts/sweep_beta.sh): picks its value from <root>/values.txt by
-# SLURM_ARRAY_TASK_ID and hands over to prefopt.sbatch. Arguments: ROOT RECIPE PARAM [prefopt --set ...]
+# One task of a sweep's job array (submitted by scripts/sweep.sh): runs line SLURM_ARRAY_TASK_ID of ARGS_TSV (the
+# prefopt arguments of one grid point, tab-separated) through prefopt.sbatch. Argument: ARGS_TSV
 set -euo pipefail
-root=$1 recipe=$2 param=$3
-shift 3
-mapfile -t vals < "$root/values.txt"
-v=${vals[$SLURM_ARRAY_TASK_ID]}
-exec bash "${SLURM_SUBMIT_DIR:-.}/scripts/slurm/prefopt.sbatch" dpo --recipe "$recipe" "$@" --set "loss.$param=$v" \
-  --set "train.output_dir=$root/$param=$v" --set "log.name=$(basename "$root")-$param=$v"
+mapfile -t lines < "$1"
+IFS=$'\t' read -r -a args <<< "${lines[$SLURM_ARRAY_TASK_ID]}"
+exec bash "${SLURM_SUBMIT_DIR:-.}/scripts/slurm/prefopt.sbatch" "${args[@]}"

@@ -29,3 +29,14 @@ def test_extraction_and_equality():
     assert extract_answer("nothing") is None
     assert equal("\\frac{3}{6}", "0.5") and equal("$7$", "7") and not equal("7", "8")
     assert equal("x^2", "x^2") and not equal("x^2", "x^3")
+
+
+def test_the_plain_number_fast_path_agrees_with_sympy():
+    """Integers, decimals and a/b compare as exact fractions without sympy; sympy gives the same verdict."""
+    from prefopt.judging.rule import _plain, _value
+
+    values = ["3", "3.0", "-3", "0.5", "1/2", "2/4", "10", "-0.25", "-1/4", "007", "12.50", "25/2"]
+    for a in values:
+        for b in values:
+            assert (_plain(a) == _plain(b)) == bool(_value(a) == _value(b)), (a, b)
+    assert _plain("1/0") is None and _plain("x") is None and _plain("(1)/(2)") is None

@@ -57,15 +57,16 @@ def test_sbatch_trains_over_two_gloo_ranks(tmp_path):
     assert len(losses(tmp_path / "run")) == 6
 
 
-def test_sbatch_runs_ppo_like_any_other_command(tmp_path):
-    res = sbatch("--cpus-per-task=2", f"--output={tmp_path}/ppo-%j.out", "scripts/slurm/prefopt.sbatch", "ppo",
-                 "--recipe", "recipes/tiny/ppo.yaml", "--set", f"train.output_dir={tmp_path / 'ppo'}",
+@pytest.mark.parametrize("command, key", [("ppo", "objective/scores"), ("grpo", "grpo/reward_mean")])
+def test_sbatch_runs_the_rl_commands_like_any_other(tmp_path, command, key):
+    res = sbatch("--cpus-per-task=2", f"--output={tmp_path}/{command}-%j.out", "scripts/slurm/prefopt.sbatch", command,
+                 "--recipe", f"recipes/tiny/{command}.yaml", "--set", f"train.output_dir={tmp_path / command}",
                  "--set", "train.max_steps=3", "--set", "log.every=1", "--set", "eval.max_batches=1", wait=True)
-    log = "".join(p.read_text() for p in tmp_path.glob("ppo-*.out"))
+    log = "".join(p.read_text() for p in tmp_path.glob(f"{command}-*.out"))
     assert res.returncode == 0, res.stderr + log[-3000:]
     assert "1 node(s) x 2 proc(s)" in log
-    assert [r["step"] for r in read_rows(tmp_path / "ppo") if "objective/scores" in r] == [1, 2, 3]
-    assert (tmp_path / "ppo" / "model" / "config.json").exists()
+    assert [r["step"] for r in read_rows(tmp_path / command) if key in r] == [1, 2, 3]
+    assert (tmp_path / command / "model" / "config.json").exists()
 
 
 def test_beta_sweep_as_job_array_and_collect(tmp_path):

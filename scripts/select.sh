@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The search behind the demo's and docs/paper.md's "selected" settings, on the validation split only: every run
+# logs eval/accuracy (greedy answers to 1,000 validation problems, rule judge) and is ranked by its best value.
+#
+#   scripts/select.sh [--out runs/select] [--quick]
+#
+#   1. one pass over one round of on-policy pairs: DPO, DPOP, IPO and DPO + SFT × lr (scripts/sweep.sh);
+#   2. three on-policy rounds (scripts/onpolicy_rounds.py) of DPOP, DPO + SFT and IPO at lr 3e-5, 1e-4, 3e-4, and
+#      of the continued-SFT control (best answers only) at the same rates;
+#   3. GRPO: lr × rollout shape (128 prompts × 4, or 256 × 2), 100 updates (scripts/sweep.sh).
+# Then scripts/collect_sweep.py ranks each sweep by eval/accuracy; docs/paper.md quotes the tables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+out=runs/select quick=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --out) out=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    *) echo "select.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+valid=(--set "eval.prompts=builtin:arith/prompts/valid/1000/5" --set "eval.max_prompts=1000" --set "eval.max_new_tokens=40")
+rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4"
+small=()
+if [ "$quick" = 1 ]; then  # the pipeline at toy sizes (checks the script, not the settings)
+  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4"
+  small=(--set model.path=builtin:tiny --set generate.n=2 --set generate.max_new_tokens=8 --set train.micro_batch_size=4
+         --set judge.best_min_score=1)  # the tiny model is never right: the control trains on its best anyway
+  valid=(--set "eval.prompts=builtin:arith/prompts/valid/8" --set "eval.max_prompts=8" --set "eval.max_new_tokens=8")
+fi
+mkdir -p "$out"
+
+# 1. One round of pairs from the base; each loss × lr trains one pass over them.
+"$PY" -m prefopt.cli generate --recipe recipes/demo/onpolicy.yaml --set "data.train=builtin:arith/prompts/train/$prompts/100" \
+  --set "train.output_dir=$out/pairs" "${small[@]}"
+"$PY" -m prefopt.cli judge --recipe recipes/demo/onpolicy.yaml --set "judge.input=$out/pairs/generations.jsonl" \
+  --set "train.output_dir=$out/pairs"
+pairs=$out/pairs/pairs.jsonl
+for cmd in dpo ipo; do  # the recipe's loss is DPO + SFT: sft_weight 0 for these
+  variants=(--param loss.variant --values "dpo dpop")
+  [ $cmd = ipo ] && variants=(--param loss.beta --values "0.5")
+  bash scripts/sweep.sh --recipe recipes/demo/onpolicy.yaml --command "$cmd" --out "$out/one_pass_$cmd" --name "select-$cmd" \
+    "${variants[@]}" --param optim.lr --values "$lrs" --no-precompute --set "data.train=$pairs" --set "data.eval=$pairs" \
+    --set loss.variant=dpo --set loss.sft_weight=0 "${small[@]}" "${valid[@]}" --set eval.every=10
+done
+bash scripts/sweep.sh --recipe recipes/demo/onpolicy.yaml --command dpo --out "$out/one_pass_dpo_sft" --name select-dpo-sft \
+  --param optim.lr --values "$lrs" --no-precompute --set "data.train=$pairs" --set "data.eval=$pairs" \
+  --set loss.variant=dpo --set loss.sft_weight=1.0 "${small[@]}" "${valid[@]}" --set eval.every=10
+
+# 2. Rounds: DPOP, DPO + SFT, IPO, and the control (continued SFT on each round's best answers).
+round_args=(--prompts "builtin:arith/prompts/train/$prompts/{round}" --rounds "$rounds" "${small[@]}" "${valid[@]}")
+for lr in $lrs; do
+  "$PY" scripts/onpolicy_rounds.py --recipe recipes/demo/onpolicy.yaml "${round_args[@]}" --out "$out/rounds_dpop/lr=$lr" \
+    --set "optim.lr=$lr" --set loss.variant=dpop --set loss.sft_weight=0
+  "$PY" scripts/onpolicy_rounds.py --recipe recipes/demo/onpolicy.yaml "${round_args[@]}" --out "$out/rounds_dpo_sft/lr=$lr" \
+    --set "optim.lr=$lr" --set loss.variant=dpo --set loss.sft_weight=1.0
+  "$PY" scripts/onpolicy_rounds.py --recipe recipes/demo/onpolicy.yaml "${round_args[@]}" --out "$out/rounds_ipo/lr=$lr" \
+    --set "optim.lr=$lr" --set loss.variant=dpo --set loss.sft_weight=0 --set loss.beta=0.5 --command ipo
+  "$PY" scripts/onpolicy_rounds.py --recipe recipes/demo/rft.yaml "${round_args[@]}" --out "$out/rounds_rft/lr=$lr" \
+    --set "optim.lr=$lr" --command sft
+done
+
+# 3. GRPO: the learning rate at 128 prompts × 4, then the same 512 responses an update as 256 × 2 and 64 × 8
+#    (recipes/demo/grpo.yaml holds the winner, 256 × 2: the first sweep sets 128 × 4 explicitly).
+gsmall=()
+[ "$quick" = 1 ] && gsmall=(--set model.path=builtin:tiny --set train.micro_batch_size=16 --set grpo.max_new_tokens=8 \
+  --set grpo.rollout_prompts=4)
+grpo=(--command grpo --set "train.max_steps=$grpo_steps" --set data.eval=null --set eval.every=25 "${valid[@]}")
+bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo" --name select-grpo \
+  --param optim.lr --values "$grpo_lrs" --set grpo.rollout_prompts=128 --set grpo.group_size=4 "${gsmall[@]}"
+for shape in "256 2" "64 8"; do
+  read -r prompts_per_update group <<< "$shape"  # at lr 1e-4, the first sweep's winner
+  [ "$quick" = 1 ] && prompts_per_update=$((16 / group))
+  bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_shape" --name select-grpo-shape \
+    --param grpo.group_size --values "$group" "${gsmall[@]}" --set "grpo.rollout_prompts=$prompts_per_update"
+done
+
+for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft grpo grpo_shape; do
+  "$PY" scripts/collect_sweep.py "$out/$sweep" --metric eval/accuracy
+done
