@@ -26,18 +26,40 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue from the run director
 TRAINERS = {
     "sft": "Supervised fine-tuning: token-mean NLL on the completion.",
     "dpo": "DPO (Eq. 5) with flex-β (loss.beta_chosen / loss.beta_rejected) and + SFT (loss.sft_weight); "
-           "loss.variant picks rdpo, nca, apo_zero, simpo, orpo or odpo instead.",
+           "loss.variant picks rdpo, nca, apo_zero, simpo, orpo, odpo or dpop instead.",
     "ipo": "IPO (Azar et al. Eq. 17): squared loss towards h = 1/(2τ), τ = loss.beta.",
     "slic": "SLiC-HF (Eq. 11): hinge on the log-prob margin, plus λ·NLL(chosen). No reference model.",
     "kto": "KTO (Ethayarajh et al. Eq. 8) on unpaired feedback: {prompt, completion, label: true/false} records.",
     "rm": "Bradley-Terry reward model (Eq. 3) on a sequence-score head; `judge` and `ppo` load it.",
     "ppo": "RLHF-PPO (Eq. 4): rollouts scored by ppo.reward (a `prefopt rm` model, the rule or an LLM judge), "
            "a KL penalty to the reference, GAE, clipped policy and value losses.",
+    "grpo": "Group-relative RL (GRPO, Dr. GRPO, RLOO; DAPO's clip-higher): grpo.group_size responses per prompt "
+            "scored by grpo.reward (rule, rm or llm judge), advantages within each group, no critic.",
 }
 PIPELINE = {
     "generate": "Sample generate.n candidates per prompt of data.train (resumable, sharded under torchrun).",
-    "judge": "Score candidates (rule, llm or rm judge) into best/worst pairs, or evaluate (judge.mode: eval).",
+    "judge": "Score generate's candidates (rule, llm or rm judge) into best/worst pairs, or evaluate them "
+             "(judge.mode: eval).",
 }
+
+# One runnable example per command, the last line of its --help (tests/test_cli.py checks each one resolves).
+EXAMPLES = {
+    "sft": "prefopt sft --recipe recipes/tiny/sft.yaml",
+    "dpo": "prefopt dpo --recipe recipes/tiny/dpo.yaml --set loss.beta=0.05",
+    "ipo": "prefopt ipo --recipe recipes/tiny/ipo.yaml",
+    "slic": "prefopt slic --recipe recipes/tiny/slic.yaml",
+    "kto": "prefopt kto --recipe recipes/tiny/kto.yaml",
+    "rm": "prefopt rm --recipe recipes/tiny/rm.yaml",
+    "ppo": "prefopt ppo --recipe recipes/tiny/ppo.yaml",
+    "grpo": "prefopt grpo --recipe recipes/tiny/grpo.yaml",
+    "generate": "prefopt generate --recipe recipes/demo/generate.yaml --set generate.max_prompts=16",
+    "judge": "prefopt judge --recipe recipes/demo/judge.yaml",
+    "compare": "prefopt compare runs/tiny_dpo runs/tiny_ipo --out compare.png",
+}
+
+
+def _epilog(command: str) -> str:
+    return f"Example: {EXAMPLES[command]}"
 
 
 def _version(value: bool):
@@ -135,14 +157,14 @@ def _make(command: str, help_text: str):
         _run(command, recipe, set_, dry_run, resume)
 
     cmd.__doc__ = help_text
-    app.command(command, help=help_text)(cmd)
+    app.command(command, help=help_text, epilog=_epilog(command))(cmd)
 
 
 for _name, _help in {**TRAINERS, **PIPELINE}.items():
     _make(_name, _help)
 
 
-@app.command("compare")
+@app.command("compare", epilog=_epilog("compare"))
 def compare_runs(runs: List[str] = typer.Argument(..., help="Run directories (each with metrics.jsonl)."),
                  out: str = typer.Option("compare.png", "--out", "-o", help="Where to write the PNG.")):
     """Runs side by side: one PNG of their 3D curves and a table of final metrics (works for any objective)."""

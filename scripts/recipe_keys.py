@@ -1,6 +1,7 @@
-"""Print the Markdown table of every recipe key (type, default, comment), read from prefopt/schema.py.
+"""Print the Markdown table of every recipe key (type, default, meaning, which commands read it) from prefopt/schema.py.
 
-docs/recipes.md embeds its output between the `<!-- keys -->` markers: `python scripts/recipe_keys.py --write`.
+docs/recipes.md embeds its output between the `<!-- keys -->` markers: `python scripts/recipe_keys.py --write`;
+tests/test_recipe.py fails when the committed table differs from what this prints.
 """
 
 import dataclasses
@@ -13,6 +14,33 @@ from prefopt import schema
 from prefopt.recipe import all_keys
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAINERS = "sft, dpo, ipo, slic, kto, rm, ppo, grpo"
+# Which commands read a key: the first prefix that matches wins (section-wide unless a key is named).
+READERS = [
+    ("name", "all"),
+    ("model.ref_path", TRAINERS),
+    ("model.gradient_checkpointing", TRAINERS),
+    ("model.toy.", TRAINERS),
+    ("model.", "all"),
+    ("train.output_dir", "all"),
+    ("train.seed", "all"),
+    ("log.console", "all"),
+    ("data.train", f"{TRAINERS}, generate"),
+    ("data.fields", f"{TRAINERS}, generate"),
+    ("data.on_bad_row", f"{TRAINERS}, generate"),
+    ("loss.", "sft, dpo, ipo, slic, kto, rm; ppo and grpo score `data.eval` pairs with `loss.beta`"),
+    ("generate.", "generate"),
+    ("judge.", "judge; ppo and grpo with an llm reward; `eval.prompts` (judge.kind)"),
+    ("ppo.", "ppo"),
+    ("grpo.", "grpo"),
+    ("", TRAINERS),
+]
+
+
+def readers(key: str) -> str:
+    """The commands that read `key` (READERS' first matching prefix)."""
+    return next(names for prefix, names in READERS if key == prefix or key.startswith(prefix) and
+                (prefix.endswith(".") or prefix == ""))
 
 
 def comments() -> dict[tuple[str, str], str]:
@@ -26,7 +54,9 @@ def comments() -> dict[tuple[str, str], str]:
 
 
 def table() -> str:
-    notes, rows = comments(), ["| key | type | default | meaning |", "|---|---|---|---|"]
+    """The Markdown table of every leaf key."""
+    notes = comments()
+    rows = ["| key | type | default | meaning | read by |", "|---|---|---|---|---|"]
     for key in all_keys():
         cls, obj = schema.Recipe, schema.Recipe()
         for part in key.split("."):
@@ -37,7 +67,7 @@ def table() -> str:
         if dataclasses.is_dataclass(tp):
             continue
         name = str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
-        rows.append(f"| `{key}` | {name} | `{obj!r}` | {notes.get((owner.__name__, part), '')} |")
+        rows.append(f"| `{key}` | {name} | `{obj!r}` | {notes.get((owner.__name__, part), '')} | {readers(key)} |")
     return "\n".join(rows)
 
 
