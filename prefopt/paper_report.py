@@ -216,6 +216,11 @@ def tables(summaries: list[dict]) -> str:
     for name, get in (("base", lambda s: s["base"]), ("DPO, paper settings", lambda s: s["scenarios"]["scenario1"]),
                       *((n, g) for n, g in BEATS[6:])):
         out.append(f"| {name} | {_stat(of(get), 'score5', 100)} | {_stat(of(get), 'score45', 100)} |")
+    curves = [s["selected"]["grpo"].get("train_accuracy") or [] for s in summaries]
+    if all(curves):
+        out += ["", "GRPO's accuracy on its own rollouts (training problems, rule judge), first logged update → last: " +
+                ", ".join(f"seed {i}: {c[0][1]:.3f} (update {c[0][0]}) → {c[-1][1]:.3f} (update {c[-1][0]})"
+                          for i, c in enumerate(curves)) + "."]
     return "\n".join(out)
 
 

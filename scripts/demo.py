@@ -30,7 +30,8 @@ BASE = "builtin:arith-base/0/40" if QUICK else "builtin:arith-base"
 TEST = "builtin:arith/prompts/test/40" if QUICK else "builtin:arith/prompts/test/1000"
 PROMPTS = "builtin:arith/prompts/train/48/0" if QUICK else "builtin:arith/prompts/train/1500/0"
 SMALL = ["generate.n=8", "generate.max_new_tokens=16", "train.micro_batch_size=4"] if QUICK else []
-PROBE = ["eval.probe_size=8", "eval.probe_max_new_tokens=16"]  # Dispersion, probed as in the GRPO recipe
+# Dispersion, probed as in the GRPO recipe; evaluations on the pairs often enough to draw the 3D curves
+PROBE = ["eval.probe_size=8", "eval.probe_max_new_tokens=16", "eval.every=5"]
 GRPO = ["train.max_steps=2", "grpo.rollout_prompts=8", "train.micro_batch_size=16", "grpo.max_new_tokens=12",
         "data.eval=null"] if QUICK else []
 
@@ -55,6 +56,9 @@ def accuracy(model: str, name: str) -> dict:
 def main() -> None:
     start = time.time()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the CLI does the same; here the steps run through the Python API
     evals = {"SFT base": accuracy(BASE, "eval_base")}
     gens = run("generate", "recipes/demo/onpolicy.yaml", f"model.path={BASE}", f"data.train={PROMPTS}",
                f"train.output_dir={ROOT / 'generate'}", *SMALL)
@@ -63,7 +67,7 @@ def main() -> None:
     for name, sft in (("dpo", "0"), ("dpo_sft", "1.0")):
         run("dpo", "recipes/demo/onpolicy.yaml", f"model.path={BASE}", f"data.train={pairs}", f"data.eval={pairs}",
             f"loss.sft_weight={sft}", f"train.output_dir={ROOT / name}", *PROBE, *SMALL[2:])
-    run("grpo", "recipes/demo/grpo.yaml", f"model.path={BASE}", f"data.eval={pairs}",
+    run("grpo", "recipes/demo/grpo.yaml", f"model.path={BASE}", f"data.eval={pairs}", "eval.every=10",
         f"train.output_dir={ROOT / 'grpo'}", *GRPO)
     evals["DPO"] = accuracy(str(ROOT / "dpo" / "model"), "eval_dpo")
     evals["DPO + SFT"] = accuracy(str(ROOT / "dpo_sft" / "model"), "eval_dpo_sft")

@@ -74,7 +74,7 @@ def report(root: Path, evals: dict[str, dict], metrics: dict[str, list[dict]], c
     for name in sorted(p.name for p in root.iterdir() if p.is_dir()):
         console.print(f"  {name:10s} {root / name}")
     console.print(f"  3D plot    {plot_3d(metrics, root / 'three_d.png')}")
-    console.print(f"demo finished in {seconds / 60:.1f} min (after install and the base)")
+    console.print(f"demo finished in {seconds / 60:.1f} min (install not included)")
 
 
 def main(root: Path) -> None:
