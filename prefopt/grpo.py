@@ -82,7 +82,9 @@ class GRPOStep(rollout.RolloutStep):
             self._old_logps(mine)
         shared = rollout.all_gather(mine, t.world)
         stats = self._advantages(shared)
-        stats.update(self._update(update, shared, log_now))
+        token_sums = self._update(update, shared, log_now)
+        tokens = float(token_sums.pop("tokens", 0.0))
+        meter.add(token_sums, tokens)  # per-token means over every rank's tokens, however the ranks split them
         meter.add({**stats, "perf/generate_s": torch.tensor(generated - clock),
                    "perf/train_s": torch.tensor(time.perf_counter() - generated)}, 1.0)
         return float(sum(len(s["prompt_ids"]) + len(s["completion_ids"]) for s in mine))
@@ -131,7 +133,8 @@ class GRPOStep(rollout.RolloutStep):
         return {k: v.float() for k, v in stats.items()}
 
     def _update(self, update: int, shared: list[dict], log_now: bool) -> dict[str, torch.Tensor]:
-        """`grpo.epochs` passes of minibatch updates; per token, the mean loss, clip, ratio, KL and entropy."""
+        """`grpo.epochs` passes of minibatch updates; this rank's sums over its tokens of the loss, clip, ratio, KL
+        and entropy, and its token count (`tokens`)."""
         t = self.t
         kept = [s for s in shared if not (self.cfg.skip_equal_groups and s["equal_group"])]
         if not kept:  # every group was all-equal: nothing to learn from this rollout, and no step at all
@@ -147,7 +150,7 @@ class GRPOStep(rollout.RolloutStep):
                     step = self._micro_step(part, tokens, float(len(minibatch)), i == self.accum - 1, log_now)
                     for key, value in step.items():
                         sums[key] = sums.get(key, 0.0) + value
-        return {key: value / max(float(sums["tokens"]), 1.0) for key, value in sums.items() if key != "tokens"}
+        return sums
 
     def _micro_step(self, part: list[dict], tokens: float, rows: float, last: bool,
                     log_now: bool) -> dict[str, torch.Tensor]:
