@@ -53,3 +53,24 @@ def judge(recipe: str | Path | Recipe, overrides=()) -> dict:
 
     resolved = load(recipe, overrides)
     return run(resolved, run_dir_of(resolved))
+
+
+def run(command: str, recipe: str | Path, *overrides: str, echo: bool = True):
+    """Any command by name, as `prefopt COMMAND --recipe RECIPE --set ...` would run it (and printed as that line):
+    the generations JSONL for `generate`, the counts for `judge`, the run directory for a training command."""
+    if echo:
+        print(f"$ prefopt {command} --recipe {recipe} " + " ".join(f"--set {s}" for s in overrides), flush=True)
+    if command == "generate":
+        return generate(recipe, overrides)
+    if command == "judge":
+        return judge(recipe, overrides)
+    return train(recipe, overrides, command=command)
+
+
+def accuracy(model: str, prompts: str, out_dir: str | Path, generate_recipe: str, judge_recipe: str,
+             *overrides: str) -> dict:
+    """Greedy answers of `model` to `prompts`, scored by a `judge.mode: eval` recipe: the shares of 5-point and
+    4-5-point answers (`score5`, `score45`), as the demo and the paper harness report them."""
+    generations = run("generate", generate_recipe, f"model.path={model}", f"data.train={prompts}",
+                      f"train.output_dir={out_dir}", *overrides)
+    return run("judge", judge_recipe, f"judge.input={generations}", f"train.output_dir={out_dir}")

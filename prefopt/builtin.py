@@ -3,8 +3,9 @@
 `model.path: builtin:tiny` builds a tiny HF directory under the cache (in a folder keyed by the generators' source, so
 an upgrade never reads what an older version wrote) and returns its path; `data.train:
 builtin:arith/pairs/train` writes a JSONL there (`.../train/N/SEED` for N records drawn with another seed);
-`builtin:arith-base` is the embedded task's SFT model (prefopt/tasks/bases.py). All are then read by the ordinary
-code paths.
+`builtin:arith-base` is the embedded task's SFT model (prefopt/tasks/bases.py), `builtin:smollm2-135m-instruct` a real
+pretrained chat model (prefopt/gguf.py, which also turns a `.gguf` file into a cached HF directory). All are then read
+by the ordinary code paths.
 """
 
 from __future__ import annotations
@@ -43,10 +44,18 @@ def source_dir() -> Path:
 
 
 def resolve(spec: str | None) -> str | None:
-    """Return a real path for a `builtin:` spec (building it if needed); other specs pass through."""
+    """Return a real path for a `builtin:` spec or a `.gguf` file (building it if needed); others pass through."""
+    if spec and spec.endswith(".gguf"):
+        from prefopt import gguf
+
+        return gguf.converted(spec, cache_dir())
     if not spec or not spec.startswith(PREFIX):
         return spec
     name = spec[len(PREFIX):]
+    if name == "smollm2-135m-instruct":
+        from prefopt import gguf
+
+        return gguf.smollm2(cache_dir())
     if name == "tiny":
         path = source_dir() / "tiny-model"
         if not (path / "config.json").exists():
@@ -63,19 +72,22 @@ def resolve(spec: str | None) -> str | None:
         from prefopt.tasks import bases
 
         return bases.resolve(parts[0], parts[1:], cache_dir())
-    if 3 <= len(parts) <= 5 and parts[0] == "arith" and parts[2] in DATA_SIZES:
-        from prefopt.tasks import arith
+    if 3 <= len(parts) <= 5 and parts[0] in ("arith", "arith-chat") and parts[2] in DATA_SIZES:
+        from prefopt.tasks import arith, chat
 
         if parts[1] not in ("sft", "pairs", "unpaired", "prompts"):
             raise UserError(f"{spec}: unknown arith kind `{parts[1]}` (sft, pairs, unpaired, prompts)")
         if not all(p.isdigit() for p in parts[3:]) or (len(parts) > 3 and int(parts[3]) == 0):
             raise UserError(f"{spec}: expected builtin:arith/KIND/SPLIT[/N[/SEED]] with N > 0 and SEED >= 0")
         count, seed = (int(parts[3]) if len(parts) > 3 else DATA_SIZES[parts[2]]), int(parts[4]) if len(parts) > 4 else 0
-        rows = lambda: arith.records(parts[1], parts[2], count, seed)
+        form = (lambda row: row) if parts[0] == "arith" else chat.to_chat
+        rows = lambda: [form(row) for row in arith.records(parts[1], parts[2], count, seed)]
         suffix = "" if len(parts) == 3 else f"-{count}-s{seed}"
-        return _write_jsonl(source_dir() / f"arith-{parts[1]}-{parts[2]}{suffix}.jsonl", rows)
-    raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:toy/pairs, "
-                    "builtin:arith/{sft,pairs,unpaired,prompts}/{train,valid,test}[/N[/SEED]], "
+        if parts[0] == "arith-chat":  # its own key: a change to the chat form never meets an older file
+            suffix += "-" + hashlib.sha256(Path(chat.__file__).read_bytes()).hexdigest()[:8]
+        return _write_jsonl(source_dir() / f"{parts[0]}-{parts[1]}-{parts[2]}{suffix}.jsonl", rows)
+    raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:smollm2-135m-instruct, builtin:toy/pairs, "
+                    "builtin:arith[-chat]/{sft,pairs,unpaired,prompts}/{train,valid,test}[/N[/SEED]], "
                     "builtin:arith-base[/SEED[/STEPS]], builtin:arith-weak[/SEED[/STEPS]])")
 
 

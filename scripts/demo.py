@@ -36,21 +36,12 @@ GRPO = ["train.max_steps=2", "grpo.rollout_prompts=8", "train.micro_batch_size=1
         "data.eval=null"] if QUICK else []
 
 
-def run(command: str, recipe: str, *sets: str):
-    """`prefopt COMMAND --recipe RECIPE --set ...` in this process, echoed as the command line it equals."""
-    print(f"$ prefopt {command} --recipe {recipe} " + " ".join(f"--set {s}" for s in sets), flush=True)
-    if command == "generate":
-        return prefopt.generate(recipe, sets)
-    if command == "judge":
-        return prefopt.judge(recipe, sets)
-    return prefopt.train(recipe, sets, command=command)
+run = prefopt.run
 
 
 def accuracy(model: str, name: str) -> dict:
-    """Share of 5-point and 4-5-point greedy answers to the held-out problems (rule judge)."""
-    gens = run("generate", "recipes/demo/eval_generate.yaml", f"model.path={model}", f"data.train={TEST}",
-               f"train.output_dir={ROOT / name}")
-    return run("judge", "recipes/demo/eval_judge.yaml", f"judge.input={gens}", f"train.output_dir={ROOT / name}")
+    """Shares of 5-point and 4-5-point greedy answers to the held-out problems (rule judge)."""
+    return prefopt.accuracy(model, TEST, ROOT / name, "recipes/demo/eval_generate.yaml", "recipes/demo/eval_judge.yaml")
 
 
 def main() -> None:

@@ -56,3 +56,15 @@ def dpo_steps(policy, reference, pairs: list[tuple], beta: float, lr: float, ste
         loss.backward()
         opt.step()
     return out
+
+
+def tokenize_chatml(tokenizer, rec: dict, side: str) -> tuple[list, list]:
+    """(prompt ids, response ids) of a chat record under a ChatML template (`<|im_start|>role\\n...<|im_end|>\\n`),
+    no truncation: the prompt is the conversation with the generation cue, the response what the model would
+    generate after it, up to and including its `<|im_end|>` (the newline after it is never generated)."""
+    head = tokenizer.apply_chat_template(rec["prompt"], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(rec["prompt"] + rec[side], tokenize=False)
+    assert full.startswith(head)
+    tail = full[len(head):]
+    tail = tail[:tail.rindex("<|im_end|>") + len("<|im_end|>")]
+    return tokenizer(head, add_special_tokens=False)["input_ids"], tokenizer(tail, add_special_tokens=False)["input_ids"]

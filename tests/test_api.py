@@ -29,6 +29,20 @@ def test_generate_then_judge(tmp_path):
     assert summary["count"] == 4 and 0 <= summary["score45"] <= 1
 
 
+def test_run_by_name_and_accuracy(tmp_path, capsys):
+    """`prefopt.run` dispatches on the command's name and prints the CLI line it equals; `prefopt.accuracy` is
+    generate then an eval judge, so its summary is the judge's on the same generations."""
+    out = prefopt.run("ipo", "recipes/tiny/ipo.yaml", f"train.output_dir={tmp_path / 'ipo'}", "train.max_steps=1",
+                      "log.console=false", "eval.probe_size=0")
+    assert (out / "recipe.yaml").read_text().startswith("# prefopt ipo")
+    assert f"$ prefopt ipo --recipe recipes/tiny/ipo.yaml --set train.output_dir={tmp_path / 'ipo'}" in capsys.readouterr().out
+    summary = prefopt.accuracy("builtin:tiny", "builtin:arith/prompts/test/4", tmp_path / "acc",
+                               "recipes/demo/eval_generate.yaml", "recipes/demo/eval_judge.yaml", "generate.max_new_tokens=4")
+    again = prefopt.judge("recipes/demo/eval_judge.yaml", [f"judge.input={tmp_path / 'acc' / 'generations.jsonl'}",
+                                                           f"train.output_dir={tmp_path / 'again'}"])
+    assert summary["count"] == 4 and summary == again
+
+
 def test_evaluations_follow_eval_every_not_log_every(tmp_path):
     """eval.every 2 with log.every 5 over 6 steps: evaluations at steps 0, 2, 4 and 6 (the last step always)."""
     out = prefopt.train("recipes/tiny/dpo.yaml", [f"train.output_dir={tmp_path / 'dpo'}", "train.max_steps=6",

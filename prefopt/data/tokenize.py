@@ -7,8 +7,9 @@ and the reward-model judge alike:
   plain text  EOS is appended unless the ids already end with it (whitespace after a final EOS is dropped);
   chat        the template's own end of turn (its last special token) ends the response and nothing is added;
               what the template writes after it (e.g. the newline after `<|im_end|>`) is never generated, so it
-              is dropped. A template that closes the assistant turn with no special token gets EOS appended, and
-              the load report says so once.
+              is dropped, and a response whose content already ends with that token keeps one, not two. A
+              template that closes the assistant turn with no special token gets EOS appended, and the load
+              report says so once.
 The prompt keeps its last `max_prompt_length` tokens (left truncation); responses keep their first tokens.
 """
 
@@ -24,7 +25,7 @@ from prefopt.schema import DataConfig
 
 KINDS = ("preference", "sft", "unpaired", "prompt")
 # Bump when the rules above change what ids a record gives: reference log-prob caches built before are stale.
-TOKENIZATION_VERSION = 2
+TOKENIZATION_VERSION = 3  # 3: a chat response that already ends its turn gets no second end marker
 NO_END_TOKEN = "the chat template closes the assistant turn with no end token: EOS appended to each response"
 
 
@@ -69,6 +70,8 @@ def response_ids(text: str, tokenizer, chat: bool, stats: LoadStats | None = Non
     while last >= 0 and not tokenizer.decode(ids[last:last + 1]).strip():
         last -= 1  # trailing whitespace tokens
     if last >= 0 and (ids[last] in special_ids(tokenizer) if chat else ids[last] == eos):
+        while chat and last >= 1 and ids[last - 1] == ids[last]:
+            last -= 1  # the content ended its own turn (`...<|im_end|>`) before the template's: keep one
         return ids[:last + 1]
     if chat and stats is not None:
         stats.notes.add(NO_END_TOKEN)

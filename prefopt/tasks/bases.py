@@ -13,17 +13,16 @@ and the tokenizer, as the reference cache does, so a change to any of them build
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from prefopt.errors import UserError
+from prefopt.fsutil import locked
 
 # name -> model shape and SFT length; the SFT data is the same 20,000 training problems for both.
 SHAPES = {
@@ -77,20 +76,10 @@ def resolve(name: str, rest: list[str], cache: Path) -> str:
     if (model / "config.json").exists():
         return str(model)
     cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / f".{home.name}.lock"):  # ranks and parallel jobs wait for one builder
+    with locked(cache / f".{home.name}.lock"):  # ranks and parallel jobs wait for one builder
         if not (model / "config.json").exists():
             _build(name, seed, steps, home)
     return str(model)
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build(name: str, seed: int, steps: int, home: Path) -> None:
