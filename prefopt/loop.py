@@ -23,12 +23,17 @@ from prefopt.data.batching import cut, cut_evenly
 from prefopt.data.collate import Collator
 from prefopt.data.loader import TokenizedData
 from prefopt.errors import UserError
+from prefopt.grpo import GRPOStep
 from prefopt.logprobs import sequence_logps, sequence_scores, to_device
 from prefopt.metrics.preference import Meter, batch_sums, side_sums
 from prefopt.objectives import NEEDS_SCORES, Objective, Terms, resolve_betas
+from prefopt.ppo import PPOStep
 from prefopt.recipe import dump_recipe
 from prefopt.schema import Recipe
 from prefopt.sinks import Sinks, read_metrics
+from prefopt.steps import PairStep
+
+STEPS = {"pair": PairStep, "ppo": PPOStep, "grpo": GRPOStep}  # Objective.step names one of these
 
 PREEMPTED = 3  # exit code after a signal-triggered checkpoint, so a requeue wrapper can tell it apart
 
@@ -75,7 +80,7 @@ class Trainer:
                 first = data.head(1) if data is not None else []
                 if first and "score_chosen" not in first[0]:
                     raise UserError(f"{key}: the first pair has no scores; {NEEDS_SCORES}")
-        step_kind = obj.step()
+        step_kind = STEPS[obj.step]
         self.total_steps = self._total_steps(step_kind.global_batch(recipe, self.world))
         policy = models.load_policy(recipe, obj.head, self.world, recipe.train.seed)
         self.ref = None  # used through lora.as_reference: a LoRA policy is its own reference, adapters off

@@ -119,31 +119,14 @@ def _implicit_rewards(p: Terms, r: Terms, c: LossConfig) -> tuple[Tensor, Tensor
     return c.beta_chosen * (pc - rc), c.beta_rejected * (pr - rr)
 
 
-def _pair_step():
-    from prefopt.steps import PairStep
-
-    return PairStep
-
-
-def _ppo_step():
-    from prefopt.ppo import PPOStep
-
-    return PPOStep
-
-
-def _grpo_step():
-    from prefopt.grpo import GRPOStep
-
-    return GRPOStep
-
-
 @dataclass(frozen=True)
 class Objective:
     """A training objective: one entry per training command, and the command is its only home.
 
-    `step` supplies what one loop step does (offline data: one batch; PPO, GRPO: a rollout, then updates); the loop
-    owns everything else. `eval_as` names the objective whose metrics the eval set gets (PPO and GRPO are evaluated
-    on preference pairs exactly like DPO, so all three plot on the same axes).
+    `step` names what one loop step does (`pair`: one batch of offline data; `ppo`, `grpo`: a rollout, then
+    updates; prefopt/loop.py maps the name to its class, so this module imports nothing above it); the loop owns
+    the rest. `eval_as` names the objective whose metrics the eval set gets (PPO and GRPO are evaluated on
+    preference pairs exactly like DPO, so all three plot on the same axes).
     """
 
     name: str
@@ -152,7 +135,7 @@ class Objective:
     needs_reference: bool
     loss: Optional[Callable[[Terms, Optional[Terms], LossConfig], Tensor]]  # per-example losses (offline data)
     rewards: Optional[Callable[[Terms, Optional[Terms], LossConfig], tuple[Tensor, Tensor]]]
-    step: Callable[[], type] = _pair_step
+    step: str = "pair"
     eval_as: Optional["Objective"] = None
     needs_scores: bool = False  # every pair must carry judge scores (ODPO's offset)
 
@@ -189,8 +172,8 @@ OBJECTIVES = {
     "slic": Objective("slic", "preference", "lm", False, _slic, lambda p, r, c: p.reduced(c.logps)),
     "rm": Objective("rm", "preference", "score", False, _rm, lambda p, r, c: (p.chosen, p.rejected)),
     "kto": Objective("kto", "unpaired", "lm", True, _kto, None),
-    "ppo": Objective("ppo", "prompt", "lm", True, None, None, step=_ppo_step, eval_as=_DPO),
-    "grpo": Objective("grpo", "prompt", "lm", True, None, None, step=_grpo_step, eval_as=_DPO),
+    "ppo": Objective("ppo", "prompt", "lm", True, None, None, step="ppo", eval_as=_DPO),
+    "grpo": Objective("grpo", "prompt", "lm", True, None, None, step="grpo", eval_as=_DPO),
 }
 
 

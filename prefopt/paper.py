@@ -30,14 +30,9 @@ from pathlib import Path
 
 from prefopt import paper_selected
 from prefopt.fsutil import write_atomic
+from prefopt.paper_report import SCENARIOS
 from prefopt.sinks import read_metrics
 
-SCENARIOS = {  # Table 4: where chosen and rejected come from
-    "scenario1": ("policy_best", "policy_worst"),
-    "scenario2": ("reference", "policy_worst"),
-    "scenario3": ("policy_best", "other"),
-    "scenario4": ("reference", "other"),
-}
 REGULARISERS = {"dpo_sft": ("dpo", ["loss.sft_weight=1.0"]), "ipo": ("ipo", []), "slic": ("slic", [])}
 THREE_D = ("eval/3d/delta_chosen", "eval/3d/delta_rejected")
 

@@ -11,8 +11,12 @@ import json
 import statistics
 from pathlib import Path
 
-from prefopt.paper import SCENARIOS
-
+SCENARIOS = {  # Table 4: where chosen and rejected come from (prefopt/paper.py runs them)
+    "scenario1": ("policy_best", "policy_worst"),
+    "scenario2": ("reference", "policy_worst"),
+    "scenario3": ("policy_best", "other"),
+    "scenario4": ("reference", "other"),
+}
 # The paper's numbers. Table 1 (Baichuan2-13B) log-probs: (chosen base, rejected base, chosen after, rejected after).
 PAPER_T1 = {"scenario1": (-0.9181, -0.9393, -0.9681, -0.9982), "scenario2": (-1.6776, -0.9238, -1.6265, -1.2293),
             "scenario3": (-0.9461, -1.7110, -0.8786, -1.8848), "scenario4": (-1.7468, -1.7110, -1.6617, -1.8265)}

@@ -61,8 +61,8 @@ def recipe_text(name: str, seed: int, steps: int, init: str, out: str) -> str:
 
 
 def cache_key(name: str, seed: int, steps: int) -> str:
-    """Hash of the recipe, the shape and what makes the task data and the tokenizer (builtin.generators_key)."""
-    from prefopt.builtin import generators_key
+    """Hash of the recipe, the shape and what makes the task data and the tokenizer (cache.generators_key)."""
+    from prefopt.cache import generators_key
 
     blob = [recipe_text(name, seed, steps, "", ""), SHAPES[name], generators_key()]
     return hashlib.sha256(repr(blob).encode()).hexdigest()[:16]

@@ -1,0 +1,29 @@
+"""Where prefopt keeps what it builds once (builtins, bases, converted GGUF models, reference log-probs), and the
+key that keeps a changed generator from reading what an older one wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where builtins (and reference-log-prob caches by default) live: $PREFOPT_CACHE or ~/.cache/prefopt."""
+    return Path(os.environ.get("PREFOPT_CACHE", Path.home() / ".cache" / "prefopt"))
+
+
+def generators_key() -> str:
+    """Hash of what makes the builtins: the sources of tiny.py, toy.py and arith.py and the tokenization version."""
+    from prefopt import tiny, toy
+    from prefopt.data.tokenize import TOKENIZATION_VERSION
+    from prefopt.tasks import arith
+
+    blob = [TOKENIZATION_VERSION, *(Path(m.__file__).read_text() for m in (tiny, toy, arith))]
+    return hashlib.sha256(repr(blob).encode()).hexdigest()[:12]
+
+
+def source_dir() -> Path:
+    """The cache folder for builtins made by this version of their generators: a change to them never meets files
+    an older version wrote."""
+    return cache_dir() / f"builtin-{generators_key()}"
