@@ -66,8 +66,8 @@ eval: {{probe_size: 16, probe_max_new_tokens: 32}}
         runs["entropy"].append(timed(lambda: step.run(1, Meter(), True)) - runs["plain"][-1])
         trainer.recipe.log.grad_split_every = every
         runs["grad_split"].append(timed(lambda: step.run(every - 1, Meter(), False)) - runs["plain"][-1])
-        runs["probe"].append(timed(lambda: probe.unseen_logp(trainer.engine.module, trainer.probe,
-                                                             trainer.tok.pad_token_id, bs)))
+        runs["probe"].append(timed(lambda: probe.unseen_logp(trainer.context.engine.module, trainer.evaluation.probe_set,
+                                                             trainer.context.tokenizer.pad_token_id, bs)))
     s = {k: statistics.median(v) for k, v in runs.items()}
     per_step_default = (s["entropy"] + s["probe"]) / 10  # both run on logging steps, every 10 by default
     out = dict(size=size, bs=bs, reps=reps, device="cuda" if torch.cuda.is_available() else "cpu",

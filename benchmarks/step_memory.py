@@ -58,7 +58,7 @@ def prefopt_worker() -> None:
     model_dir, data, _ = build(work, os.environ.get("SIZE", "0.5b"), int(os.environ.get("VOCAB", 151936)), bs * 2)
     recipe = write_recipe(work, model_dir, data, steps=2, bs=bs, extra_train=", precision: bf16")
     trainer = Trainer(load_recipe(recipe), OBJECTIVES["dpo"], resume=False)
-    engine, run = trainer.engine, trainer.stepper.run
+    engine, run = trainer.context.engine, trainer.stepper.run
     for group in getattr(engine.optimizer, "optimizer", engine.optimizer).param_groups:
         group.update(fused=True, foreach=False)  # a GPU's fused AdamW (prefopt/engine.py): no per-tensor temporaries
     meter = LiveBytes(engine.module.parameters())

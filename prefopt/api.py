@@ -12,8 +12,10 @@ A recipe is a path or a `prefopt.schema.Recipe`; overrides are `--set` strings. 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from prefopt.rundir import run_dir_of
 from prefopt.schema import Recipe
 
 
@@ -28,8 +30,17 @@ def load(recipe: str | Path | Recipe, overrides=()) -> Recipe:
     return resolved
 
 
+def check(recipe: Recipe, command: str) -> None:
+    """Every rule a training command's recipe must meet that needs no model (UserError): the objective's rules and
+    its step's batch arithmetic for this world (WORLD_SIZE, as a launcher sets it)."""
+    from prefopt.loop import preflight
+    from prefopt.objectives import objective_for
+
+    preflight(recipe, objective_for(command, recipe.loss), int(os.environ.get("WORLD_SIZE", 1)))
+
+
 def train(recipe: str | Path | Recipe, overrides=(), command: str = "dpo", resume: bool = False) -> Path:
-    """Run a training command (sft, dpo, ipo, slic, kto, rm, ppo) on the recipe; returns the run directory."""
+    """Run a training command (sft, dpo, ipo, slic, kto, rm, ppo, grpo) on the recipe; returns the run directory."""
     from prefopt.loop import train as run
     from prefopt.objectives import objective_for
 
@@ -40,7 +51,6 @@ def train(recipe: str | Path | Recipe, overrides=(), command: str = "dpo", resum
 def generate(recipe: str | Path | Recipe, overrides=()) -> Path:
     """`prefopt generate`: sample candidates for data.train's prompts; returns the generations JSONL."""
     from prefopt.generation import generate as run
-    from prefopt.loop import run_dir_of
 
     resolved = load(recipe, overrides)
     return run(resolved, run_dir_of(resolved))
@@ -49,10 +59,20 @@ def generate(recipe: str | Path | Recipe, overrides=()) -> Path:
 def judge(recipe: str | Path | Recipe, overrides=()) -> dict:
     """`prefopt judge`: pairs with kept/dropped counts (mode: pairs) or the eval summary (mode: eval)."""
     from prefopt.judging import judge as run
-    from prefopt.loop import run_dir_of
 
     resolved = load(recipe, overrides)
     return run(resolved, run_dir_of(resolved))
+
+
+def execute(command: str, recipe: Recipe, resume: bool = False) -> Path:
+    """Run a loaded recipe as `prefopt COMMAND` does; returns what the CLI prints as `output:` (the generations
+    JSONL of `generate`, else the run directory)."""
+    if command == "generate":
+        return generate(recipe)
+    if command == "judge":
+        judge(recipe)
+        return run_dir_of(recipe)
+    return train(recipe, command=command, resume=resume)
 
 
 def run(command: str, recipe: str | Path, *overrides: str, echo: bool = True):

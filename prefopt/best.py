@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from prefopt import rundir
 from prefopt.errors import UserError
 
 Export = Callable[[Path], None]  # writes `model/` (and `adapter/`) under the directory it is given
@@ -38,22 +39,22 @@ class KeepBest:
         value = metrics[self.key]
         if self.value is not None and not (value > self.value if self.mode == "max" else value < self.value):
             return False
-        export(self.run_dir / "best")
+        export(self.run_dir / rundir.BEST)
         self.step, self.value = step, value
         return True
 
     def finish(self, export: Export, rank: int) -> str:
         """The last weights to `last/`, the best ones to the run's own `model/` (and `adapter/`); a summary line."""
-        export(self.run_dir / "last")
+        export(self.run_dir / rundir.LAST)
         if rank == 0:
-            for name in ("model", "adapter"):
-                kept = self.run_dir / "best" / name
+            for name in (rundir.MODEL, rundir.ADAPTER):
+                kept = self.run_dir / rundir.BEST / name
                 if kept.exists():
                     target = self.run_dir / name
                     if target.exists():
                         shutil.rmtree(target)
                     os.replace(kept, target)
-            shutil.rmtree(self.run_dir / "best", ignore_errors=True)
+            shutil.rmtree(self.run_dir / rundir.BEST, ignore_errors=True)
         return (f"train.keep_best: model/ holds step {self.step} ({self.key} {self.value:.4g}); "
                 f"last/ the final step's weights")
 

@@ -10,16 +10,39 @@ by the ordinary code paths.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
-from prefopt.cache import cache_dir, source_dir
+from prefopt import cache
+from prefopt.cache import cache_dir
 from prefopt.errors import UserError
 from prefopt.fsutil import write_atomic
 
 PREFIX = "builtin:"
 DATA_SIZES = {"train": 2000, "valid": 200, "test": 200}
+
+
+# Every recipe key that may name a model or a data set, by section: what `resolved` turns into real paths.
+PATH_KEYS = {"model": ("path", "ref_path", "tokenizer"), "data": ("train", "eval"), "eval": ("prompts", "probe"),
+             "judge": ("rm_path",)}
+REWARD_SECTIONS = ("ppo", "grpo")  # their `reward.path`
+
+
+def resolved(recipe):
+    """The recipe with every `builtin:` name and `.gguf` file among its paths replaced by a real path (built on
+    first use). A command calls this once, as it starts; everything below it reads plain paths. The run directory
+    keeps the recipe as written."""
+    changes = {}
+    for section, keys in PATH_KEYS.items():
+        part = getattr(recipe, section)
+        changes[section] = dataclasses.replace(part, **{key: resolve(getattr(part, key)) for key in keys})
+    for section in REWARD_SECTIONS:
+        part = getattr(recipe, section)
+        changes[section] = dataclasses.replace(part, reward=dataclasses.replace(part.reward,
+                                                                                path=resolve(part.reward.path)))
+    return dataclasses.replace(recipe, **changes)
 
 
 def resolve(spec: str | None) -> str | None:
@@ -38,9 +61,10 @@ def resolve(spec: str | None) -> str | None:
     if name == "tiny":
         path = source_dir() / "tiny-model"
         if not (path / "config.json").exists():
+            from prefopt.tasks import arith
             from prefopt.tiny import build_tiny
 
-            build_tiny(path)
+            build_tiny(path, arith.corpus())
         return str(path)
     if name == "toy/pairs":
         from prefopt import toy
@@ -68,6 +92,13 @@ def resolve(spec: str | None) -> str | None:
     raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:smollm2-135m-instruct, builtin:toy/pairs, "
                     "builtin:arith[-chat]/{sft,pairs,unpaired,prompts}/{train,valid,test}[/N[/SEED]], "
                     "builtin:arith-base[/SEED[/STEPS]], builtin:arith-weak[/SEED[/STEPS]])")
+
+
+def source_dir() -> Path:
+    """Where this version of the generators keeps what it built (keyed by their sources: prefopt/cache.py)."""
+    from prefopt.tasks import bases
+
+    return cache.source_dir(bases.GENERATORS)
 
 
 def _write_jsonl(path: Path, rows) -> str:

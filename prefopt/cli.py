@@ -74,40 +74,21 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Preference optimization that measures DPO's 3D-properties on every run."""
 
 
-def _resolve(command: str, recipe_path: str, overrides: Optional[List[str]]):
-    from prefopt.objectives import resolve_betas
-    from prefopt.recipe import load_recipe
-
-    recipe = load_recipe(recipe_path, overrides or [])
-    resolve_betas(recipe.loss)
-    return recipe
-
-
 def _run(command: str, recipe_path: str, overrides, dry_run: bool, resume: bool) -> None:
+    """Load the recipe, check it (before any model loads; --dry-run too), then run the command through prefopt.api."""
+    from prefopt import api
+
     try:
-        recipe = _resolve(command, recipe_path, overrides)
+        recipe = api.load(recipe_path, overrides or [])
+        if command in TRAINERS:
+            api.check(recipe, command)
         if dry_run:
             from prefopt.recipe import dump_recipe
 
             typer.echo(dump_recipe(recipe), nl=False)
             return
         _quiet_libraries()
-        from prefopt.loop import run_dir_of
-
-        if command == "generate":
-            from prefopt.generation import generate
-
-            out = generate(recipe, run_dir_of(recipe))
-        elif command == "judge":
-            from prefopt.judging import judge
-
-            judge(recipe, run_dir_of(recipe))
-            out = run_dir_of(recipe)
-        else:
-            from prefopt.loop import train
-            from prefopt.objectives import objective_for
-
-            out = train(recipe, objective_for(command, recipe.loss), resume=resume)
+        out = api.execute(command, recipe, resume=resume)
         if int(os.environ.get("RANK", 0)) == 0:
             typer.echo(f"output: {out}")
         _leave_process_group()

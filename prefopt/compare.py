@@ -7,10 +7,11 @@ them, else its eval values (PPO trains on rollouts and reports the 3D metrics on
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from prefopt import rundir
 from prefopt.errors import UserError
+from prefopt.rundir import read_metrics
 
 # The table's rows, in order: the paper's quantities first, then each family's own figures.
 TABLE = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/log_grad_ratio", "3d/chosen_below_ref_frac",
@@ -23,14 +24,9 @@ CURVES = (("3d/delta_chosen", "Δ chosen: log π - log π_ref"), ("3d/delta_reje
 def read_run(run_dir: str | Path) -> tuple[str, list[dict]]:
     """(objective, metrics rows) of a run directory; the objective comes from recipe.yaml's `# prefopt CMD` line."""
     run_dir = Path(run_dir)
-    metrics = run_dir / "metrics.jsonl"
-    if not metrics.is_file():
-        raise UserError(f"{run_dir}: not a run directory (no metrics.jsonl)")
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    recipe = run_dir / "recipe.yaml"
-    head = recipe.read_text().splitlines()[:1] if recipe.is_file() else []
-    objective = head[0][len("# prefopt "):] if head and head[0].startswith("# prefopt ") else "?"
-    return objective, rows
+    if not (run_dir / rundir.METRICS).is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {rundir.METRICS})")
+    return rundir.command_of(run_dir) or "?", read_metrics(run_dir)
 
 
 def final(rows: list[dict], key: str, eval_fallback: bool = True) -> float | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, Progress, TextColumn
 
-from prefopt import builtin, faults, models
+from prefopt import builtin, faults, models, rundir
 from prefopt import engine as eng
 from prefopt.data.records import normalize
 from prefopt.data.sources import BadRows, iter_records
@@ -36,7 +36,7 @@ def load_prompts(recipe: Recipe, tokenizer=None) -> tuple[list[dict], BadRows]:
     if not d.train:
         raise UserError("data.train: required (prompts to generate for)")
     out = []
-    for where, rec in iter_records(builtin.resolve(d.train), bad, d.split, d.streaming):
+    for where, rec in iter_records(d.train, bad, d.split, d.streaming):
         found = normalize(rec, where, "prompt", d, bad)
         if found is None:
             continue
@@ -73,7 +73,7 @@ def read_done(path: Path) -> dict[str, dict]:
 
 
 def output_path(recipe: Recipe, run_dir: Path) -> Path:
-    return Path(recipe.generate.output or run_dir / "generations.jsonl")
+    return Path(recipe.generate.output or run_dir / rundir.GENERATIONS)
 
 
 def generate(recipe: Recipe, run_dir: Path) -> Path:
@@ -81,10 +81,11 @@ def generate(recipe: Recipe, run_dir: Path) -> Path:
     rank, world = eng.setup_distributed()
     g = recipe.generate
     out = output_path(recipe, run_dir)
+    rundir.prepare(recipe, "generate")
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
         out.parent.mkdir(parents=True, exist_ok=True)
-        (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        rundir.write_recipe(run_dir, "generate", dump_recipe(recipe))
+    written, recipe = recipe, builtin.resolved(recipe)  # the candidates name the model as the recipe does
     tok = models.load_tokenizer(recipe)
     prompts, bad = load_prompts(recipe, tok)
     if rank == 0:
@@ -94,7 +95,7 @@ def generate(recipe: Recipe, run_dir: Path) -> Path:
     todo_batches = [k for k in range(rank, -(-len(prompts) // g.batch_size), world)
                     if any(p["id"] not in done for p in prompts[k * g.batch_size:(k + 1) * g.batch_size])]
     sampler = _sampler(recipe, tok)
-    meta = {"model": recipe.model.path, "n": g.n, "temperature": g.temperature, "top_p": g.top_p,
+    meta = {"model": written.model.path, "n": g.n, "temperature": g.temperature, "top_p": g.top_p,
             "max_new_tokens": g.max_new_tokens, "seed": g.seed, "backend": g.backend}
     t0, n_prompts, n_tokens = time.perf_counter(), 0, 0
     with Progress(TextColumn("[bold]generate"), BarColumn(), TextColumn("{task.completed}/{task.total} batches"),
@@ -174,7 +175,7 @@ def _vllm_sampler(recipe: Recipe):
     except ImportError:
         raise UserError("generate.backend: vllm is not installed (pip install vllm), or use backend: hf") from None
     g = recipe.generate
-    llm = LLM(model=builtin.resolve(recipe.model.path), seed=g.seed, trust_remote_code=recipe.model.trust_remote_code)
+    llm = LLM(model=recipe.model.path, seed=g.seed, trust_remote_code=recipe.model.trust_remote_code)
 
     def sample(batch: list[dict], seed: int):
         params = SamplingParams(n=g.n, temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_new_tokens, seed=seed)

@@ -26,6 +26,7 @@ import torch
 
 from prefopt import engine as eng
 from prefopt import group_rl, lora, rollout
+from prefopt.data.batching import shard
 from prefopt.errors import UserError
 from prefopt.logprobs import token_logps
 
@@ -60,27 +61,26 @@ class GRPOStep(rollout.RolloutStep):
     def optimizer_steps(recipe, world: int) -> int:
         return recipe.grpo.epochs * minibatches(recipe, world)
 
-    def __init__(self, trainer):
-        recipe = trainer.recipe
+    def __init__(self, context):
+        recipe = context.recipe
         self.cfg, self.micro, self.accum = recipe.grpo, recipe.train.micro_batch_size, recipe.train.grad_accum
-        self.n_minibatches = minibatches(recipe, trainer.world)
-        self._setup(trainer, self.cfg.reward)
+        self.n_minibatches = minibatches(recipe, context.world)
+        self._setup(context, self.cfg.reward)
 
     def start(self, data_state: dict | None) -> None:
-        self._start(data_state, chunk_prompts(self.t.recipe), self.cfg.rollout_prompts)
+        self._start(data_state, chunk_prompts(self.context.recipe), self.cfg.rollout_prompts)
 
     def run(self, update: int, meter, log_now: bool) -> float:
         """One rollout and its updates; adds the GRPO metrics to `meter`; returns this rank's rollout tokens."""
-        t, clock = self.t, time.perf_counter()
+        context, clock = self.context, time.perf_counter()
         chunks = next(self.batches)
-        mine = rollout.sample_chunks(t.engine, t.tok, chunks, t.rank * len(chunks), update, seed=t.recipe.train.seed,
-                                     n=self.cfg.group_size, stop=self.stop, max_new_tokens=self.cfg.max_new_tokens,
-                                     temperature=self.cfg.temperature, top_p=self.cfg.top_p)
+        mine = self._sample(update, chunks, self.cfg.group_size, self.cfg.max_new_tokens, self.cfg.temperature,
+                            self.cfg.top_p)
         generated = time.perf_counter()
-        rollout.score(mine, t.tok, self.score, self.cfg.reward.kind, self.cfg.missing_eos_penalty, "grpo")
+        rollout.score(mine, context.tokenizer, self.score, self.cfg.reward.kind, self.cfg.missing_eos_penalty, "grpo")
         if not self.on_policy:  # later minibatches need the rollout policy's log-probs: one pass without gradients
             self._old_logps(mine)
-        shared = rollout.all_gather(mine, t.world)
+        shared = rollout.all_gather(mine, context.world)
         stats = self._advantages(shared)
         token_sums = self._update(update, shared, log_now)
         tokens = float(token_sums.pop("tokens", 0.0))
@@ -100,16 +100,16 @@ class GRPOStep(rollout.RolloutStep):
     @torch.no_grad()
     def _old_logps(self, samples: list[dict]) -> None:
         """Per token, the rollout policy's log-probs (and the reference's, for the KL term) of this rank's samples."""
-        t = self.t
+        context = self.context
         for start in range(0, len(samples), self.micro):
             part = samples[start:start + self.micro]
-            batch = rollout.collate(part, self.collate, t.dev)
+            batch = rollout.collate(part, self.collate, context.device)
             counts = batch["completion_mask"][:, 1:].sum(-1).tolist()
-            policy = token_logps(t.engine.module, batch, temperature=self.cfg.temperature)
+            policy = token_logps(context.engine.module, batch, temperature=self.cfg.temperature)
             for s, old in zip(part, policy.logps.float().cpu().split(counts)):
                 s["old_logps"] = old
             if self.cfg.kl_coef:
-                with lora.as_reference(t.ref) as ref_model:
+                with lora.as_reference(context.reference) as ref_model:
                     ref = token_logps(ref_model, batch, temperature=self.cfg.temperature)
                 for s, ref_lp in zip(part, ref.logps.float().cpu().split(counts)):
                     s["ref_logps"] = ref_lp
@@ -135,18 +135,18 @@ class GRPOStep(rollout.RolloutStep):
     def _update(self, update: int, shared: list[dict], log_now: bool) -> dict[str, torch.Tensor]:
         """`grpo.epochs` passes of minibatch updates; this rank's sums over its tokens of the loss, clip, ratio, KL
         and entropy, and its token count (`tokens`)."""
-        t = self.t
+        context = self.context
         kept = [s for s in shared if not (self.cfg.skip_equal_groups and s["equal_group"])]
         if not kept:  # every group was all-equal: nothing to learn from this rollout, and no step at all
             return {}
-        order = torch.Generator().manual_seed(t.recipe.train.seed * 1_000_003 + update)
+        order = torch.Generator().manual_seed(context.recipe.train.seed * 1_000_003 + update)
         sums: dict[str, torch.Tensor] = {}
         for _ in range(self.cfg.epochs):
             perm = torch.randperm(len(kept), generator=order).tolist()
-            for minibatch in _split([kept[i] for i in perm], self.n_minibatches):
+            for minibatch in shard([kept[i] for i in perm], self.n_minibatches, "balanced"):
                 tokens = float(sum(len(s["completion_ids"]) for s in minibatch))
-                mine = _split(minibatch, t.world)[t.rank]
-                for i, part in enumerate(_split(mine, self.accum)):
+                mine = shard(minibatch, context.world, "balanced")[context.rank]
+                for i, part in enumerate(shard(mine, self.accum, "balanced")):
                     step = self._micro_step(part, tokens, float(len(minibatch)), i == self.accum - 1, log_now)
                     for key, value in step.items():
                         sums[key] = sums.get(key, 0.0) + value
@@ -160,25 +160,25 @@ class GRPOStep(rollout.RolloutStep):
         rank still takes part in each collective of the step. The KL to the reference and the entropy are
         measured on the responses the update trains on, on logging steps (and the KL whenever it is in the loss).
         """
-        t, cfg = self.t, self.cfg
+        context, cfg = self.context, self.cfg
         weight = 1.0 if part else 0.0
         part = part or [self._filler]
-        batch = rollout.collate(part, self.collate, t.dev)
+        batch = rollout.collate(part, self.collate, context.device)
         lengths = batch["completion_mask"][:, 1:].sum(-1).tolist()
-        per_token = lambda values: torch.cat([torch.full((n,), float(v)) for n, v in zip(lengths, values)]).to(t.dev)
+        per_token = lambda values: torch.cat([torch.full((n,), float(v)) for n, v in zip(lengths, values)]).to(context.device)
         advantages, row_length = per_token(s["advantage"] for s in part), per_token(lengths)
-        t.engine.set_gradient_accumulation_boundary(last)
-        eng.begin_micro_step(t.engine)
-        new = token_logps(t.engine.module, batch, temperature=cfg.temperature, with_entropy=log_now)
-        old = torch.cat([s["old_logps"] for s in part]).to(t.dev) if "old_logps" in part[0] else new.logps.detach()
+        context.engine.set_gradient_accumulation_boundary(last)
+        eng.begin_micro_step(context.engine)
+        new = token_logps(context.engine.module, batch, temperature=cfg.temperature, with_entropy=log_now)
+        old = torch.cat([s["old_logps"] for s in part]).to(context.device) if "old_logps" in part[0] else new.logps.detach()
         loss, ratio, low, high = group_rl.clipped_surrogate(new.logps, old, advantages, cfg.clip_low, cfg.clip_high)
         ref = self._ref_logps(part, batch) if cfg.kl_coef or log_now else None
         if cfg.kl_coef:
             loss = loss + cfg.kl_coef * group_rl.k3(new.logps, ref)
         # DeepSpeed averages the ranks' gradients: × ranks turns that average into the minibatch's sum
-        total = weight * t.world * group_rl.aggregate(loss, row_length, cfg.loss_agg, tokens, rows)
-        t.engine.backward(total, scale_wrt_gas=False)
-        t.engine.step()
+        total = weight * context.world * group_rl.aggregate(loss, row_length, cfg.loss_agg, tokens, rows)
+        context.engine.backward(total, scale_wrt_gas=False)
+        context.engine.step()
         with torch.no_grad():
             log_ratio = new.logps.detach() - old
             out = {"tokens": torch.tensor(weight * len(old)), "loss": weight * loss.detach().sum(),
@@ -194,21 +194,14 @@ class GRPOStep(rollout.RolloutStep):
     def _ref_logps(self, part: list[dict], batch: dict) -> torch.Tensor:
         """The reference's per-token log-probs of a micro-batch: from the rollout pass, or computed here."""
         if "ref_logps" in part[0]:
-            return torch.cat([s["ref_logps"] for s in part]).to(self.t.dev)
-        with lora.as_reference(self.t.ref) as ref_model:
+            return torch.cat([s["ref_logps"] for s in part]).to(self.context.device)
+        with lora.as_reference(self.context.reference) as ref_model:
             return token_logps(ref_model, batch, temperature=self.cfg.temperature).logps
 
     @property
     def _filler(self) -> dict:
         """A response to run with weight 0 when a rank's share of a minibatch is empty (no precomputed log-probs:
         they are computed in place)."""
-        return {"prompt_ids": [self.t.tok.pad_token_id], "completion_ids": [self.t.tok.pad_token_id], "advantage": 0.0}
+        pad = self.context.tokenizer.pad_token_id
+        return {"prompt_ids": [pad], "completion_ids": [pad], "advantage": 0.0}
 
-
-def _split(items: list, parts: int) -> list[list]:
-    """`items` in `parts` contiguous runs whose sizes differ by at most one (earlier runs are the longer)."""
-    size, extra = divmod(len(items), parts)
-    bounds = [0]
-    for k in range(parts):
-        bounds.append(bounds[-1] + size + (k < extra))
-    return [items[bounds[k]:bounds[k + 1]] for k in range(parts)]

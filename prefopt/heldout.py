@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from prefopt.data.batching import shard
 from prefopt.data.tokenize import encode_prompt, stop_ids
 from prefopt.sampling import sample
 
@@ -33,7 +34,7 @@ class HeldOut:
         if self.kind == "rule" and any("answer" not in p for p in prompts):
             raise _missing_answer()
         per = math.ceil(len(prompts) / world)
-        self.mine = prompts[rank * per:(rank + 1) * per]
+        self.mine = shard(prompts, world, "balanced")[rank]
         self.calls = math.ceil(per / BATCH)  # the same on every rank
         self.ids = [encode_prompt(p["prompt"], tokenizer) for p in self.mine]
         self.scorer = make_scorer(recipe, run_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from prefopt import rundir
 from prefopt.errors import UserError
 from prefopt.fsutil import replace_dir
 from prefopt.schema import Recipe
@@ -86,16 +87,14 @@ def export(state: dict, module, tokenizer, recipe: Recipe, head: str, run_dir: P
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-    from prefopt import builtin
-
-    adapter = replace_dir(run_dir / "adapter", lambda tmp: (module.save_pretrained(tmp, state_dict=state),
+    adapter = replace_dir(run_dir / rundir.ADAPTER, lambda tmp: (module.save_pretrained(tmp, state_dict=state),
                                                              tokenizer.save_pretrained(tmp)))
     unset_hf_deepspeed_config()  # this load is rank 0's alone: no ZeRO-3 sharding at load time
     cls, kw = (AutoModelForSequenceClassification, {"num_labels": 1}) if head == "score" else (AutoModelForCausalLM, {})
-    base = cls.from_pretrained(builtin.resolve(recipe.model.path), dtype=torch.float32,
+    base = cls.from_pretrained(recipe.model.path, dtype=torch.float32,
                                trust_remote_code=recipe.model.trust_remote_code, **kw)
     if head == "score" and base.config.pad_token_id is None:
         base.config.pad_token_id = tokenizer.pad_token_id
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    replace_dir(run_dir / "model", lambda tmp: (merged.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
+    replace_dir(run_dir / rundir.MODEL, lambda tmp: (merged.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
 

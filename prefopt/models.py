@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from prefopt import builtin, lora, toy
+from prefopt import lora, toy
 from prefopt.errors import UserError
 from prefopt.schema import Recipe
 
@@ -21,7 +21,7 @@ def load_tokenizer(recipe: Recipe):
 
     if not (recipe.model.tokenizer or recipe.model.path):
         raise UserError("model.path: required (a local HF model directory or a hub id)")
-    name = builtin.resolve(recipe.model.tokenizer or recipe.model.path)
+    name = recipe.model.tokenizer or recipe.model.path
     try:
         tok = _generic_fast(name) or AutoTokenizer.from_pretrained(name, trust_remote_code=recipe.model.trust_remote_code)
     except (OSError, ValueError) as e:
@@ -84,7 +84,7 @@ def _load(auto_cls, path: str, recipe: Recipe, world: int, where: str = "model.p
     impl = attn_implementation(recipe)
     extra = {"attn_implementation": impl} if impl else {}
     try:
-        return auto_cls.from_pretrained(builtin.resolve(path), trust_remote_code=m.trust_remote_code,
+        return auto_cls.from_pretrained(path, trust_remote_code=m.trust_remote_code,
                                         dtype=torch.float32, **extra, **kw)
     except (OSError, ValueError) as e:  # a missing directory, or a name that is no valid hub id
         raise UserError(f"{where}: cannot load `{path}` ({str(e).splitlines()[0][:200]})") from None
@@ -95,9 +95,7 @@ def load_policy(recipe: Recipe, head: str, world: int, seed: int):
     model under fresh adapters (only they train)."""
     m = recipe.model
     _zero3_init(recipe, world)
-    if m.kind == "toy_mlp":
-        if head != "lm":
-            raise UserError("model.kind: toy_mlp has no reward-model head; use it with dpo, ipo, slic or sft")
+    if m.kind == "toy_mlp":  # an lm head: Objective.check refuses the others
         return toy.build_toy(m.toy.scenario, m.toy.hidden, m.toy.pretrain_steps, m.toy.pretrain_lr, seed)
     if head == "score":
         from transformers import AutoModelForSequenceClassification
@@ -133,6 +131,11 @@ def _ready_to_train(model, recipe: Recipe):
     return model.train()
 
 
+def reference_path(recipe: Recipe) -> str | None:
+    """Where the reference's weights come from (`model.ref_path`, else `model.path`); None for the toy."""
+    return (recipe.model.ref_path or recipe.model.path) if recipe.model.kind != "toy_mlp" else None
+
+
 def load_reference(recipe: Recipe, policy, world: int):
     """A frozen copy of the starting policy (or `model.ref_path`)."""
     m = recipe.model
@@ -149,9 +152,7 @@ def load_reward(recipe: Recipe, world: int):
 
     from prefopt.engine import build_frozen
 
-    path = recipe.judge.rm_path
-    if not path:
-        raise UserError("ppo.reward.path: required for ppo.reward.kind: rm (the model/ dir of a `prefopt rm` run)")
+    path = recipe.judge.rm_path  # set: Objective.check requires it
     return build_frozen(_load(AutoModelForSequenceClassification, path, recipe, world, num_labels=1,
                               where="ppo.reward.path"), recipe, world)
 
@@ -166,8 +167,6 @@ def load_critic(recipe: Recipe, world: int):
     from_reward = p.critic_init == "reward" or p.critic_init == "auto" and p.reward.kind == "rm"
     path, where = (p.reward.path or recipe.judge.rm_path, "ppo.reward.path") if from_reward else (recipe.model.path,
                                                                                                  "model.path")
-    if not path:
-        raise UserError(f"{where}: required to start the critic from it (or set ppo.critic_init: policy)")
     critic = _load(AutoModelForSequenceClassification, path, recipe, world, num_labels=1, where=where)
     if not from_reward:
         _zero_init(critic.score.weight)

@@ -7,13 +7,13 @@ compare loss names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from torch import Tensor
 
 from prefopt import losses
 from prefopt.errors import UserError
-from prefopt.schema import LossConfig
+from prefopt.schema import LossConfig, Recipe
 
 
 @dataclass
@@ -138,6 +138,13 @@ class Objective:
     step: str = "pair"
     eval_as: Optional["Objective"] = None
     needs_scores: bool = False  # every pair must carry judge scores (ODPO's offset)
+    rules: Sequence[Callable[["Objective", Recipe], None]] = ()  # its own rules, beside everyone's (RULES)
+
+    def check(self, recipe: Recipe) -> None:
+        """Every rule about which settings combine with this objective, in one place; raises UserError naming the
+        key. Runs before any model loads (the CLI runs it for --dry-run too)."""
+        for rule in (*RULES, *self.rules):
+            rule(self, recipe)
 
     @property
     def pairwise(self) -> bool:
@@ -151,6 +158,50 @@ class Objective:
     @property
     def evaluated_as(self) -> "Objective":
         return self.eval_as or self
+
+
+def _token_budget(objective: Objective, recipe: Recipe) -> None:
+    if recipe.train.max_tokens_per_batch and objective.data_kind in ("unpaired", "prompt"):
+        raise UserError(f"train.max_tokens_per_batch: not for `prefopt {objective.name}` ("
+                        + ("its KL rows pair each prompt with another completion of the same micro-batch, so "
+                           "the loss would depend on how a step is cut" if objective.data_kind == "unpaired" else
+                           "rollout minibatches are train.micro_batch_size responses") + "); set it to 0")
+
+
+def _precomputed_reference(objective: Objective, recipe: Recipe) -> None:
+    if not recipe.train.precompute_ref:
+        return
+    if objective.data_kind == "unpaired":
+        raise UserError("train.precompute_ref: kto's KL rows pair each prompt with another row's completion, "
+                        "which depends on the batch; they cannot be precomputed")
+    if objective.data_kind == "prompt":
+        raise UserError(f"train.precompute_ref: {objective.name} cannot precompute reference log-probs (its "
+                        "responses are new every update); set it to false")
+
+
+def _toy_model(objective: Objective, recipe: Recipe) -> None:
+    if recipe.model.kind != "toy_mlp":
+        return
+    if objective.head != "lm":
+        raise UserError("model.kind: toy_mlp has no reward-model head; use it with dpo, ipo, slic or sft")
+    if objective.data_kind == "prompt":
+        raise UserError(f"model.kind: toy_mlp cannot sample responses; {objective.name} needs a causal LM "
+                        "(model.path)")
+
+
+RULES = (_token_budget, _precomputed_reference, _toy_model)  # for every objective
+
+
+def _rollouts(objective: Objective, recipe: Recipe) -> None:
+    """The RL objectives: old and new log-probs must come from one function; an rm reward (and PPO's critic, which
+    starts from it) needs its model."""
+    if recipe.lora.rank and recipe.lora.dropout:
+        raise UserError(f"lora.dropout: {recipe.lora.dropout}, but {objective.name} needs 0: its old and new "
+                        "log-probs must come from the same function (the models' own dropout is off for that reason)")
+    reward = getattr(recipe, objective.step).reward  # the objective's own section: ppo.reward, grpo.reward
+    if reward.kind == "rm" and not (reward.path or recipe.judge.rm_path):
+        raise UserError(f"{objective.step}.reward.path: required for {objective.step}.reward.kind: rm (the model/ dir "
+                        "of a `prefopt rm` run)")
 
 
 _DPO = Objective("dpo", "preference", "lm", True, _dpo, _implicit_rewards)
@@ -172,8 +223,8 @@ OBJECTIVES = {
     "slic": Objective("slic", "preference", "lm", False, _slic, lambda p, r, c: p.reduced(c.logps)),
     "rm": Objective("rm", "preference", "score", False, _rm, lambda p, r, c: (p.chosen, p.rejected)),
     "kto": Objective("kto", "unpaired", "lm", True, _kto, None),
-    "ppo": Objective("ppo", "prompt", "lm", True, None, None, step="ppo", eval_as=_DPO),
-    "grpo": Objective("grpo", "prompt", "lm", True, None, None, step="grpo", eval_as=_DPO),
+    "ppo": Objective("ppo", "prompt", "lm", True, None, None, step="ppo", eval_as=_DPO, rules=(_rollouts,)),
+    "grpo": Objective("grpo", "prompt", "lm", True, None, None, step="grpo", eval_as=_DPO, rules=(_rollouts,)),
 }
 
 

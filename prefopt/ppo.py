@@ -23,6 +23,7 @@ import torch
 
 from prefopt import engine as eng
 from prefopt import lora, models, rl, rollout
+from prefopt.data.batching import shard
 from prefopt.errors import UserError
 from prefopt.logprobs import token_logps, token_values
 
@@ -49,16 +50,16 @@ class PPOStep(rollout.RolloutStep):
     def optimizer_steps(recipe, world: int) -> int:
         return recipe.ppo.epochs * minibatches(recipe, world)
 
-    def __init__(self, trainer):
-        recipe = trainer.recipe
+    def __init__(self, context):
+        recipe = context.recipe
         self.p, self.micro, self.accum = recipe.ppo, recipe.train.micro_batch_size, recipe.train.grad_accum
-        self.n_minibatches = minibatches(recipe, trainer.world)
-        self._setup(trainer, self.p.reward)
+        self.n_minibatches = minibatches(recipe, context.world)
+        self._setup(context, self.p.reward)
         self.kl = rl.AdaptiveKL(self.p.kl_coef, self.p.kl_target, self.p.kl_horizon)
         critic_recipe = dataclasses.replace(recipe, optim=dataclasses.replace(
             recipe.optim, lr=self.p.critic_lr or recipe.optim.lr))
-        total = trainer.total_steps * self.optimizer_steps(recipe, trainer.world)
-        self.critic = eng.build_engine(models.load_critic(recipe, trainer.world), critic_recipe, trainer.world, total)
+        total = context.total_steps * self.optimizer_steps(recipe, context.world)
+        self.critic = eng.build_engine(models.load_critic(recipe, context.world), critic_recipe, context.world, total)
         self.engines = {"critic": self.critic}
 
     # -------------------------------------------------------------------------------------------- loop protocol
@@ -78,7 +79,7 @@ class PPOStep(rollout.RolloutStep):
         mine = self._rollout(update, next(self.batches))
         generated = time.perf_counter()
         self._score(mine)
-        shared = rollout.all_gather(mine, self.t.world)
+        shared = rollout.all_gather(mine, self.context.world)
         beta = self.kl.value
         stats = self._advantages(shared, beta)
         scored = time.perf_counter()
@@ -95,28 +96,25 @@ class PPOStep(rollout.RolloutStep):
 
     def _rollout(self, update: int, chunks: list[list[dict]]) -> list[dict]:
         """Sample one response per prompt; chunk c of this rank is global chunk rank·len(chunks) + c."""
-        t = self.t
-        return rollout.sample_chunks(t.engine, t.tok, chunks, t.rank * len(chunks), update, seed=t.recipe.train.seed,
-                                     n=1, stop=self.stop, max_new_tokens=self.p.max_new_tokens,
-                                     temperature=self.p.temperature)
+        return self._sample(update, chunks, 1, self.p.max_new_tokens, self.p.temperature)
 
     @torch.no_grad()
     def _score(self, samples: list[dict]) -> None:
         """Old and reference log-probs, values and entropies per token, and the reward's score per response."""
-        t, temp = self.t, self.p.temperature
+        context, temp = self.context, self.p.temperature
         rollout.require_answers(samples, self.p.reward.kind, "ppo")  # before any forward
         for start in range(0, len(samples), self.micro):
             part = samples[start:start + self.micro]
             batch = self._batch(part)
             counts = batch["completion_mask"][:, 1:].sum(-1).tolist()
-            policy = token_logps(t.engine.module, batch, temperature=temp, with_entropy=True)
-            with lora.as_reference(t.ref) as ref_model:
+            policy = token_logps(context.engine.module, batch, temperature=temp, with_entropy=True)
+            with lora.as_reference(context.reference) as ref_model:
                 ref = token_logps(ref_model, batch, temperature=temp)
             values = token_values(self.critic.module, batch)
             for s, old, ref_lp, v, ent in zip(part, *(x.float().cpu().split(counts) for x in (
                     policy.logps, ref.logps, values, policy.entropy))):
                 s.update(old_logps=old, ref_logps=ref_lp, values=v, entropy=float(ent.sum()))
-        rollout.score(samples, t.tok, self.score, self.p.reward.kind, self.p.missing_eos_penalty, "ppo")
+        rollout.score(samples, context.tokenizer, self.score, self.p.reward.kind, self.p.missing_eos_penalty, "ppo")
 
     def _advantages(self, rollout: list[dict], beta: float) -> dict[str, torch.Tensor]:
         """Per-token KL, shaped rewards, GAE and whitening over the whole rollout; the rollout's statistics."""
@@ -141,14 +139,14 @@ class PPOStep(rollout.RolloutStep):
 
     def _update(self, update: int, rollout: list[dict]) -> dict[str, torch.Tensor]:
         """`ppo.epochs` × minibatches of clipped policy and value losses; the mean statistics of all micro-batches."""
-        t, per_rank = self.t, self.micro * self.accum
-        per_global = per_rank * t.world
-        order = torch.Generator().manual_seed(t.recipe.train.seed * 1_000_003 + update)
+        context, per_rank = self.context, self.micro * self.accum
+        per_global = per_rank * context.world
+        order = torch.Generator().manual_seed(context.recipe.train.seed * 1_000_003 + update)
         sums: dict[str, torch.Tensor] = {}
         for _ in range(self.p.epochs):
             perm = torch.randperm(len(rollout), generator=order).tolist()
             for k in range(self.n_minibatches):
-                mine = perm[k * per_global + t.rank * per_rank:k * per_global + (t.rank + 1) * per_rank]
+                mine = shard(perm[k * per_global:(k + 1) * per_global], context.world, "exact")[context.rank]
                 for i in range(self.accum):
                     part = [rollout[j] for j in mine[i * self.micro:(i + 1) * self.micro]]
                     for key, value in self._micro_step(part).items():
@@ -158,15 +156,15 @@ class PPOStep(rollout.RolloutStep):
 
     def _micro_step(self, part: list[dict]) -> dict[str, torch.Tensor]:
         """One micro-batch: policy loss -> policy engine, value loss -> critic engine (each steps at its boundary)."""
-        t = self.t
+        context = self.context
         batch = self._batch(part)
-        cat = lambda key: torch.cat([s[key] for s in part]).to(t.dev)
+        cat = lambda key: torch.cat([s[key] for s in part]).to(context.device)
         ones = torch.ones_like(cat("old_logps"))
-        eng.begin_micro_step(t.engine)
-        new = token_logps(t.engine.module, batch, temperature=self.p.temperature)
+        eng.begin_micro_step(context.engine)
+        new = token_logps(context.engine.module, batch, temperature=self.p.temperature)
         loss, stats = rl.policy_loss(new.logps, cat("old_logps"), cat("advantages"), ones, self.p.clip)
-        t.engine.backward(loss)
-        t.engine.step()
+        context.engine.backward(loss)
+        context.engine.step()
         eng.begin_micro_step(self.critic)
         values = token_values(self.critic.module, batch)
         value_loss, value_clipfrac = rl.value_loss(values, cat("values"), cat("returns"), ones, self.p.value_clip)
@@ -177,4 +175,4 @@ class PPOStep(rollout.RolloutStep):
                 "val/clipfrac_avg": value_clipfrac, "val/ratio": stats["ratio"], "val/ratio_var": stats["ratio_var"]}
 
     def _batch(self, part: list[dict]) -> dict:
-        return rollout.collate(part, self.collate, self.t.dev)
+        return rollout.collate(part, self.collate, self.context.device)

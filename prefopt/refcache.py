@@ -16,11 +16,23 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from prefopt.data.batching import cut_evenly
-from prefopt.data.collate import Collator
+from prefopt import lora
+from prefopt.cache import cache_dir as default_cache_dir
+from prefopt.data.batching import cut_evenly, shard
+from prefopt.data.collate import Collator, split_rows
 from prefopt.data.tokenize import TOKENIZATION_VERSION
 from prefopt.logprobs import sequence_logps, to_device
 from prefopt.schema import Recipe
+
+
+def attach(recipe: Recipe, reference, ref_path: str | None, sets: list, collator: Collator, note) -> None:
+    """Give every example of each data set its reference log-probs, precomputed or from the cache
+    (`train.ref_cache_dir`, by default under the prefopt cache); the live reference is not needed after."""
+    where = Path(recipe.train.ref_cache_dir or default_cache_dir() / "ref_logps")
+    for data in sets:
+        key = cache_key(recipe, ref_path, data.spec)
+        with lora.as_reference(reference) as model:
+            data.attach_reference(precompute(recipe, model, data, key, where, collator, note))
 
 
 def _fingerprint(path: str | None) -> list:
@@ -58,11 +70,8 @@ def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, collate: Co
     rank, world = dist.get_rank(), dist.get_world_size()
     out_idx, out_lp = [], []
     items = list(data)
-    per = -(-len(items) // world)
     # Equal slices, so every rank runs as many forwards (ZeRO-3 gathers are collective); the fillers are not kept.
-    filler = {**items[0], "filler": True}
-    slices = [items[r * per:(r + 1) * per] for r in range(world)]
-    slices = [s + [filler] * (per - len(s)) for s in slices]
+    slices = shard(items, world, "pad", filler={**items[0], "filler": True})
     dev = next(ref.parameters()).device
     t = recipe.train
     with torch.no_grad():
@@ -71,7 +80,7 @@ def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, collate: Co
             lp = sequence_logps(ref, to_device(b, dev)).logps.float().cpu()
             keep = torch.tensor([not ex.get("filler") for ex in chunk])
             out_idx.append(b["idx"][keep])
-            out_lp.append(torch.stack([lp[:len(chunk)], lp[len(chunk):]], dim=1)[keep])
+            out_lp.append(torch.stack(split_rows(lp, b), dim=1)[keep])
     idx = torch.cat(out_idx) if out_idx else torch.zeros(0, dtype=torch.long)
     lps = torch.cat(out_lp) if out_lp else torch.zeros(0, 2)
     if world > 1:

@@ -13,7 +13,7 @@ import dataclasses
 import torch
 import torch.distributed as dist
 
-from prefopt import lora, models
+from prefopt import models
 from prefopt.data.collate import Collator
 from prefopt.data.loader import BatchStream
 from prefopt.data.tokenize import stop_ids
@@ -30,25 +30,25 @@ class RolloutStep(Step):
 
     name = "?"
 
-    def _setup(self, trainer, reward) -> None:
-        recipe = trainer.recipe
-        if recipe.model.kind == "toy_mlp":
-            raise UserError(f"model.kind: toy_mlp cannot sample responses; {self.name} needs a causal LM (model.path)")
-        if recipe.train.precompute_ref:
-            raise UserError(f"train.precompute_ref: {self.name} cannot precompute reference log-probs (its responses "
-                            "are new every update); set it to false")
-        if lora.enabled(recipe) and recipe.lora.dropout:
-            raise UserError(f"lora.dropout: {recipe.lora.dropout}, but {self.name} needs 0: its old and new log-probs "
-                            "must come from the same function (the models' own dropout is off for that reason)")
-        self.t, self.stop = trainer, stop_ids(trainer.tok)
-        self.score = make_reward(recipe, reward, trainer.run_dir, trainer.world)
-        self.collate = Collator(trainer.tok.pad_token_id)  # rollouts stay padded: per-row token masks
+    def _setup(self, context, reward) -> None:
+        self.context, self.stop = context, stop_ids(context.tokenizer)
+        self.score = make_reward(context.recipe, reward, context.run_dir, context.world)
+        self.collate = Collator(context.tokenizer.pad_token_id)  # rollouts stay padded: per-row token masks
+
+    def _sample(self, update: int, chunks: list[list[dict]], n: int, max_new_tokens: int, temperature: float,
+                top_p: float = 1.0) -> list[dict]:
+        """`n` responses for each prompt of this rank's chunks; chunk c is global chunk rank·len(chunks) + c."""
+        context = self.context
+        return sample_chunks(context.engine, context.tokenizer, chunks, context.rank * len(chunks), update,
+                             seed=context.recipe.train.seed, n=n, stop=self.stop, max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p)
 
     def _start(self, data_state: dict | None, chunk: int, prompts: int) -> None:
         """Stream `prompts` prompts an update (all ranks) in chunks of `chunk`: this rank's chunks of each."""
-        t, recipe = self.t, self.t.recipe
-        self.stream = BatchStream(t.train_data, list, chunk, prompts // (chunk * t.world), t.world, t.rank,
-                                  recipe.train.seed, recipe.data.shuffle, recipe.data.shuffle_buffer, data_state)
+        context, recipe = self.context, self.context.recipe
+        self.stream = BatchStream(context.train_data, list, chunk, prompts // (chunk * context.world), context.world,
+                                  context.rank, recipe.train.seed, recipe.data.shuffle, recipe.data.shuffle_buffer,
+                                  data_state)
         self.batches = iter(self.stream)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from prefopt import api
 from prefopt.compare import final
-from prefopt.sinks import read_metrics
+from prefopt.rundir import read_metrics
 
 COLUMNS = ("eval/accuracy", "eval/3d/delta_chosen", "eval/3d/delta_rejected", "eval/3d/chosen_below_ref_frac",
            "eval/rewards/accuracies")

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from prefopt import rundir
 from prefopt.fsutil import write_atomic
 from prefopt.recipe import recipe_to_dict
 from prefopt.schema import Recipe
@@ -36,7 +37,7 @@ class Sinks:
         self.console = Console(stderr=True)
         if not self.active:
             return
-        self.jsonl = run_dir / "metrics.jsonl"
+        self.jsonl = run_dir / rundir.METRICS
         _truncate_after(self.jsonl, resume_step)  # steps past the checkpoint are redone, not duplicated
         self.progress = None
         if recipe.log.console:
@@ -54,7 +55,7 @@ class Sinks:
         log = self.recipe.log
         if not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") is None:
             os.environ["WANDB_MODE"] = "offline"  # no key: keep the run locally, sync later with `wandb sync`
-        id_file = self.run_dir / "wandb.txt"
+        id_file = self.run_dir / rundir.WANDB_ID
         run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
         self.wandb = wandb.init(project=log.project, name=log.name or self.recipe.name, group=log.group,
                                 tags=list(log.tags), config=scrub(recipe_to_dict(self.recipe)), id=run_id,
@@ -97,8 +98,3 @@ def _truncate_after(path: Path, step: int) -> None:
         return
     keep = [ln for ln in path.read_text().splitlines() if ln.strip() and step > 0 and json.loads(ln).get("step", 0) <= step]
     write_atomic(path, "".join(ln + "\n" for ln in keep))
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """All rows of a run's metrics.jsonl."""
-    return [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln.strip()]

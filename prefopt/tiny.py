@@ -1,14 +1,13 @@
 """Build a tiny Llama-style causal LM and a locally trained tokenizer, saved as a normal HF directory.
 
 Tests and the demo load the result through `from_pretrained`, the same path a user's model takes, so no hub
-is needed. `python -m prefopt.tiny OUT_DIR` builds one by hand.
+is needed. `builtin:tiny` is one, its tokenizer trained on the embedded task's text.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -38,16 +37,14 @@ def build_tokenizer(texts: list[str], vocab_size: int = 384):
     return fast
 
 
-def build_tiny(out_dir: str | Path, texts: list[str] | None = None, hidden: int = 64, layers: int = 2,
+def build_tiny(out_dir: str | Path, texts: list[str], hidden: int = 64, layers: int = 2,
                vocab_size: int = 384, seed: int = 0) -> Path:
     """Write a tiny LlamaForCausalLM + tokenizer to `out_dir` (atomically) and return the path."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from prefopt.tasks import arith
-
     out_dir = Path(out_dir)
-    tok = build_tokenizer(texts if texts is not None else arith.corpus(), vocab_size)
+    tok = build_tokenizer(texts, vocab_size)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                       tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
@@ -65,8 +62,3 @@ def build_tiny(out_dir: str | Path, texts: list[str] | None = None, hidden: int 
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m prefopt.tiny OUT_DIR")
-    print(build_tiny(sys.argv[1]))

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from prefopt.compare import final_metrics
-from prefopt.sinks import read_metrics
+from prefopt.rundir import read_metrics
 
 BETAS = ("loss.beta", "loss.beta_chosen", "loss.beta_rejected")  # always shown: the β sweeps' columns
 METRICS = ("loss", "rewards/accuracies", "rewards/margins", "3d/drop_ratio", "3d/chosen_below_ref_frac",

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import prefopt
-from prefopt.sinks import read_metrics
+from prefopt.rundir import read_metrics
 
 QUICK = os.environ.get("DEMO_QUICK") == "1"
 ROOT = Path("runs/demo")

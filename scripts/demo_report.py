@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prefopt.compare import final
-from prefopt.sinks import read_metrics
+from prefopt.rundir import read_metrics
 
 THREE_D = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/chosen_below_ref_frac", "3d/entropy",
            "rewards/accuracies")

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Reproduce the paper's LLM experiments (§5) on the embedded task for seeds 0-2 and write docs/paper.md with its
-# figures and claims table (prefopt/paper.py, prefopt/paper_report.py). 16 minutes on 2 CPU cores with the three
+# figures and claims table (prefopt/experiments/). 16 minutes on 2 CPU cores with the three
 # bases built from scratch, 9 once they are cached. --quick runs the same pipeline at toy sizes in under a minute
 # (CI runs it) and writes its page under runs/paper_quick/docs (or --docs DIR), never over the committed one.
-# To re-write the page from finished runs: python -m prefopt.paper_report runs/paper docs --minutes M
+# To re-write the page from finished runs: python -m prefopt.experiments.paper_page runs/paper docs --minutes M
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 if [ "${1:-}" = --quick ]; then
   shift
-  exec "$PY" -m prefopt.paper --quick --seeds 0 --runs runs/paper_quick --docs runs/paper_quick/docs "$@"
+  exec "$PY" -m prefopt.experiments.paper --quick --seeds 0 --runs runs/paper_quick --docs runs/paper_quick/docs "$@"
 fi
-exec "$PY" -m prefopt.paper --seeds 0 1 2 --runs runs/paper --docs docs "$@"
+exec "$PY" -m prefopt.experiments.paper --seeds 0 1 2 --runs runs/paper --docs docs "$@"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from prefopt.sinks import read_metrics
+from prefopt.rundir import read_metrics
 
 ROUND_FAMILIES = {"rounds_dpop": "DPOP", "rounds_dpo_sft": "DPO + SFT", "rounds_ipo": "IPO (τ 0.5)",
                   "rounds_rft": "control: SFT on the best answers"}

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
-exec "$PY" -m prefopt.toy_report --seeds 0 1 2 --runs runs/toy --docs docs "$@"
+exec "$PY" -m prefopt.experiments.toy_report --seeds 0 1 2 --runs runs/toy --docs docs "$@"

@@ -31,7 +31,7 @@ def _logps(model, batch) -> torch.Tensor:
 def test_lora_trains_only_adapters_its_reference_is_the_base_and_its_exports_reload(recipe_file, tmp_path, tiny_path):
     recipe = load_recipe(recipe_file, [f"train.output_dir={tmp_path / 'run'}", *LORA, "train.max_steps=4"])
     trainer = Trainer(recipe, OBJECTIVES["dpo"], resume=False)
-    policy = trainer.engine.module
+    policy = trainer.context.engine.module
     base = AutoModelForCausalLM.from_pretrained(tiny_path, dtype=torch.float32).eval()
 
     # Trainable parameters: r·(in + out) for every linear layer of the body (all-linear leaves out the LM head).
@@ -39,12 +39,13 @@ def test_lora_trains_only_adapters_its_reference_is_the_base_and_its_exports_rel
     want = sum(4 * (m.in_features + m.out_features) for m in linears)
     trainable = {n: p.numel() for n, p in policy.named_parameters() if p.requires_grad}
     assert sum(trainable.values()) == want and all("lora_" in n for n in trainable)
-    assert trainer.ref is policy  # no second copy of the weights
+    assert trainer.context.reference is policy  # no second copy of the weights
 
     trainer.train()
-    batch = Collator(trainer.tok.pad_token_id)(list(trainer.eval_data)[:4])  # padded: `base` runs plain SDPA
+    pad = trainer.context.tokenizer.pad_token_id
+    batch = Collator(pad)(list(trainer.evaluation.eval_data)[:4])  # padded: `base` runs plain SDPA
     trained = _logps(policy.eval(), batch)
-    with lora.as_reference(trainer.ref) as ref:
+    with lora.as_reference(trainer.context.reference) as ref:
         torch.testing.assert_close(_logps(ref, batch), _logps(base, batch), atol=1e-6, rtol=0)
     assert (trained - _logps(base, batch)).abs().max() > 1e-3  # the adapters did learn something
 

@@ -61,8 +61,8 @@ def test_pad_equal_to_eos_keeps_exactly_one_eos_per_response(tmp_path, tiny_path
     cfg_path.write_text(json.dumps(cfg))
     recipe = load_recipe(RECIPE, [f"model.path={model_dir}", f"train.output_dir={tmp_path / 'run'}", *QUICK])
     trainer = Trainer(recipe, OBJECTIVES["ppo"], resume=False)
-    eos = trainer.tok.eos_token_id
-    assert trainer.tok.pad_token_id == eos
+    eos = trainer.context.tokenizer.eos_token_id
+    assert trainer.context.tokenizer.pad_token_id == eos
     # what `generate` returns once rows end: EOS, then padding that is EOS too
     canned = torch.tensor([[7, eos, eos, eos], [7, 8, 9, 10], [eos, eos, eos, eos], [7, 8, eos, eos]] * 2)
     monkeypatch.setattr("prefopt.rollout.sample", lambda *a, **k: canned)
@@ -114,7 +114,7 @@ def test_rm_then_ppo_end_to_end(tmp_path):
     after = list(trainer.stepper.critic.module.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(critic_before, after))
     policy = AutoModelForCausalLM.from_pretrained(out / "model")
-    start = AutoModelForCausalLM.from_pretrained(trainer.tok.name_or_path)  # the builtin tiny model's directory
+    start = AutoModelForCausalLM.from_pretrained(trainer.context.tokenizer.name_or_path)  # the builtin tiny model's directory
     assert any(not torch.equal(a, b) for a, b in zip(policy.parameters(), start.parameters()))
     assert (out / "recipe.yaml").read_text().startswith("# prefopt ppo\n")
 

@@ -3,14 +3,14 @@ distributed as the softmax says, one prefill shared by a prompt's samples, and s
 
 import torch
 
-from prefopt import models, sampling
+from prefopt import builtin, models, sampling
 from prefopt.data.tokenize import encode_prompt, stop_ids
 from prefopt.recipe import load_recipe
 from prefopt.tasks import arith
 
 
 def tiny():
-    recipe = load_recipe("recipes/tiny/dpo.yaml")
+    recipe = builtin.resolved(load_recipe("recipes/tiny/dpo.yaml"))  # model.path: builtin:tiny
     tok = models.load_tokenizer(recipe)
     model = models.load_policy(recipe, "lm", 1, 0).eval()
     return model, tok

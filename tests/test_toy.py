@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from prefopt import toy
-from prefopt.toy_report import markdown, run_seeds
+from prefopt.experiments.toy_report import markdown, run_seeds
 from tests.conftest import ROOT
 
 HOLD_ON_EVERY_SEED = (

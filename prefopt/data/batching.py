@@ -17,6 +17,44 @@ from typing import Callable
 
 Cost = Callable[[list], int]  # computed tokens of one forward over these examples (Collator.computed_tokens)
 
+# How `shard` splits a list over ranks, and who relies on which:
+SHARDING = {
+    # training batches (data/loader.py) and PPO minibatches: the count divides evenly, anything else is a bug
+    "exact": "contiguous equal parts; the length must be a multiple of the ranks",
+    # the eval set (loop): every rank the same number of examples, so the same forwards (ZeRO-3's gathers are
+    # collective); the last len % world examples are not evaluated
+    "drop": "contiguous equal parts of len // world; the remainder is left out",
+    # reference precompute (refcache.py): no row may be lost, and every rank must run as many forwards; the
+    # fillers are computed and thrown away
+    "pad": "contiguous parts of ceil(len / world), the short ones padded with `filler`",
+    # GRPO minibatches (grpo.py) and held-out prompts (heldout.py): nothing lost, nothing added; the callers make
+    # the forward counts equal themselves (a weight-0 filler, an equal number of sampling calls)
+    "balanced": "contiguous parts whose sizes differ by at most one, the earlier ones longer",
+}
+
+
+def shard(items: list, world: int, policy: str, filler=None) -> list[list]:
+    """`items` split over `world` ranks under a named policy (SHARDING); part r belongs to rank r.
+
+    >>> shard([1, 2, 3, 4, 5], 2, "drop"), shard([1, 2, 3, 4, 5], 2, "pad", filler=0)
+    ([[1, 2], [3, 4]], [[1, 2, 3], [4, 5, 0]])
+    >>> shard([1, 2, 3, 4, 5], 2, "balanced"), shard([1, 2, 3, 4], 2, "exact")
+    ([[1, 2, 3], [4, 5]], [[1, 2], [3, 4]])
+    """
+    if policy not in SHARDING:
+        raise ValueError(f"shard: unknown policy {policy!r} (available: {', '.join(SHARDING)})")
+    if policy == "exact" and len(items) % world:
+        raise ValueError(f"shard: {len(items)} items do not split evenly over {world} ranks")
+    if policy == "balanced":
+        size, extra = divmod(len(items), world)
+        bounds = [0]
+        for r in range(world):
+            bounds.append(bounds[-1] + size + (r < extra))
+        return [items[bounds[r]:bounds[r + 1]] for r in range(world)]
+    per = -(-len(items) // world) if policy == "pad" else len(items) // world
+    parts = [items[r * per:(r + 1) * per] for r in range(world)]
+    return [part + [filler] * (per - len(part)) for part in parts] if policy == "pad" else parts
+
 
 def cut(examples: list, cost: Cost, micro: int, max_tokens: int = 0) -> list[list]:
     """Micro-batches of `micro` examples in order; or, with a budget, first-fit-decreasing bins of at most

@@ -21,6 +21,17 @@ import torch
 LAYOUTS = ("padded", "packed", "shared_prompt")
 
 
+def split_rows(values, batch: dict) -> tuple:
+    """Per-row values of a collated batch -> (first rows, second rows): (chosen, rejected) of preference pairs,
+    (own completions, KL rows) of unpaired feedback; the one place that reads the row layout back.
+
+    >>> split_rows(torch.tensor([1.0, 2.0, 3.0, 4.0]), {"n_pairs": 2})
+    (tensor([1., 2.]), tensor([3., 4.]))
+    """
+    n = batch["n_pairs"]
+    return values[:n], values[n:]
+
+
 class Collator:
     """Pad sequences on the right and build `input_ids`, `attention_mask`, `completion_mask`.
 

@@ -14,8 +14,7 @@ from typing import Iterator
 
 import torch
 
-from prefopt import builtin
-from prefopt.data.batching import cut, cut_evenly
+from prefopt.data.batching import cut, cut_evenly, shard
 from prefopt.data.collate import Collator
 from prefopt.data.sources import BadRows, iter_records
 from prefopt.data.tokenize import LoadStats, iter_examples
@@ -27,7 +26,8 @@ class TokenizedData:
     """One data source, tokenized: a list in memory, or a re-readable stream when `streaming` is on."""
 
     def __init__(self, spec: str, kind: str, tokenizer, cfg: DataConfig, split: str):
-        self.spec, self.kind, self.tok, self.cfg, self.split = builtin.resolve(spec), kind, tokenizer, cfg, split
+        """`spec`: a path or hub id (a `builtin:` name is resolved by the caller: prefopt/builtin.py)."""
+        self.spec, self.kind, self.tok, self.cfg, self.split = spec, kind, tokenizer, cfg, split
         self.bad, self.stats = BadRows(cfg.on_bad_row), LoadStats()
         self.streaming = cfg.streaming
         self._passes = 0
@@ -133,13 +133,12 @@ class BatchStream:
 
     def __iter__(self) -> Iterator[list[dict]]:
         stream = self._examples()
-        per_rank = self.micro * self.accum
         while True:
             batch = []
             for _ in range(self.global_batch):
                 ex, epoch, n = next(stream)
                 batch.append(ex)
-            slices = [batch[r * per_rank:(r + 1) * per_rank] for r in range(self.world)]
+            slices = shard(batch, self.world, "exact")
             self.state = {"epoch": epoch, "offset": n}
             if self.max_tokens:  # every rank cuts every slice, so all agree on the number of forwards
                 mine = cut_evenly(slices, self.collate.computed_tokens, self.micro, self.max_tokens)[self.rank]

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from prefopt import builtin, rundir
 from prefopt.errors import UserError
 from prefopt.fsutil import write_atomic
 from prefopt.judging import rule
@@ -52,7 +53,7 @@ def make_scorer(recipe: Recipe, run_dir: Path):
     if j.kind == "llm":
         from prefopt.judging.llm import LLMJudge
 
-        judge = LLMJudge(j, Path(j.cache or run_dir / "judge_cache.jsonl"))
+        judge = LLMJudge(j, Path(j.cache or run_dir / rundir.JUDGE_CACHE))
         return lambda items: judge.score_all([(_text(prompt), resp, ref) for prompt, resp, ref in items])
     from prefopt.judging.rm import RMJudge
 
@@ -153,15 +154,16 @@ def eval_summary(scores: list[list], kind: str) -> dict[str, float]:
 
 def judge(recipe: Recipe, run_dir: Path) -> dict:
     """Run the judge; returns the counts (pairs mode) or the summary (eval mode)."""
+    rundir.prepare(recipe, "judge")
+    rundir.write_recipe(run_dir, "judge", dump_recipe(recipe))
+    recipe = builtin.resolved(recipe)
     j = recipe.judge
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     records = load_generations(j.input, "judge.input")
     scorer = make_scorer(recipe, run_dir)
     console = Console(stderr=True)
     if j.mode == "eval":
         summary = eval_summary(score_records(records, scorer, j.kind, first_only=True), j.kind)
-        write_atomic(Path(j.output or run_dir / "eval.json"), json.dumps(summary, indent=2) + "\n")
+        write_atomic(Path(j.output or run_dir / rundir.EVAL_SUMMARY), json.dumps(summary, indent=2) + "\n")
         _report(console, f"judge eval ({j.kind}) of {j.input}", summary, recipe, run_dir)
         return summary
     other, other_empty = {}, 0
@@ -177,11 +179,11 @@ def judge(recipe: Recipe, run_dir: Path) -> dict:
     pairs, counts = make_pairs(recipe, records, scores, other)
     if other_empty:
         counts["other candidates empty"] += other_empty
-    out = Path(j.output or run_dir / "pairs.jsonl")
+    out = Path(j.output or run_dir / rundir.PAIRS)
     write_atomic(out, "".join(json.dumps(p) + "\n" for p in pairs))
     best = best_answers(records, scores, j.best_min_score)
     counts["best answers"] = len(best)
-    write_atomic(out.with_name("best.jsonl"), "".join(json.dumps(b) + "\n" for b in best))
+    write_atomic(out.with_name(rundir.BEST_ANSWERS), "".join(json.dumps(b) + "\n" for b in best))
     counts_d = {k: float(v) for k, v in sorted(counts.items())}
     _report(console, f"judge ({j.kind}): {len(records)} prompts -> {out}", counts_d, recipe, run_dir)
     return counts_d

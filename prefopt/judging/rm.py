@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from prefopt import builtin
 from prefopt import engine as eng
 from prefopt.data.collate import Collator
 from prefopt.data.sources import BadRows
@@ -24,7 +23,7 @@ class RMJudge:
     def __init__(self, recipe: Recipe, model=None):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        path = builtin.resolve(recipe.judge.rm_path)
+        path = recipe.judge.rm_path
         if not path:
             raise UserError("judge.rm_path: required for judge.kind: rm (the model/ dir of a `prefopt rm` run)")
         try:

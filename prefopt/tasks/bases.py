@@ -21,8 +21,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from prefopt import tiny, toy
+from prefopt.cache import generators_key
+from prefopt.engine import env_for_child
 from prefopt.errors import UserError
 from prefopt.fsutil import locked
+from prefopt.tasks import arith
+from prefopt.tiny import build_tiny
+
+GENERATORS = (tiny, toy, arith)  # what makes the builtins: their sources key the cache (prefopt/cache.py)
 
 # name -> model shape and SFT length; the SFT data is the same 20,000 training problems for both.
 SHAPES = {
@@ -62,9 +69,7 @@ def recipe_text(name: str, seed: int, steps: int, init: str, out: str) -> str:
 
 def cache_key(name: str, seed: int, steps: int) -> str:
     """Hash of the recipe, the shape and what makes the task data and the tokenizer (cache.generators_key)."""
-    from prefopt.cache import generators_key
-
-    blob = [recipe_text(name, seed, steps, "", ""), SHAPES[name], generators_key()]
+    blob = [recipe_text(name, seed, steps, "", ""), SHAPES[name], generators_key(GENERATORS)]
     return hashlib.sha256(repr(blob).encode()).hexdigest()[:16]
 
 
@@ -83,12 +88,9 @@ def resolve(name: str, rest: list[str], cache: Path) -> str:
 
 
 def _build(name: str, seed: int, steps: int, home: Path) -> None:
-    from prefopt.engine import env_for_child
-    from prefopt.tiny import build_tiny
-
     shape = SHAPES[name]
     work = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=home.parent))
-    build_tiny(work / "init", hidden=shape["hidden"], layers=shape["layers"], seed=seed)
+    build_tiny(work / "init", arith.corpus(), hidden=shape["hidden"], layers=shape["layers"], seed=seed)
     recipe = work / "recipe.yaml"
     recipe.write_text(recipe_text(name, seed, steps, str(work / "init"), str(work / "sft")))
     print(f"builtin:{name}: building the SFT base once ({shape['hidden']} wide, {shape['layers']} layers, "

@@ -48,3 +48,35 @@ def test_every_rank_gets_as_many_forwards_as_the_busiest():
     assert len(parts[0]) == len(parts[1]) == 8  # each long pair alone; the short ones split to match
     for part, slice_ in zip(parts, (long, short)):
         assert sorted(ex["idx"] for b in part for ex in b) == sorted(ex["idx"] for ex in slice_)
+
+
+def test_every_sharding_policy_keeps_its_promise():
+    """exact: equal parts, all rows; drop: equal parts, only the remainder lost; pad: equal parts, all rows plus
+    fillers at the end; balanced: all rows, sizes within one. Each part is contiguous and in rank order."""
+    import pytest
+
+    from prefopt.data.batching import SHARDING, shard
+
+    for n in range(0, 23):
+        items = list(range(n))
+        for world in (1, 2, 3, 4):
+            for policy in SHARDING:
+                if policy == "exact" and n % world:
+                    with pytest.raises(ValueError, match="do not split evenly"):
+                        shard(items, world, policy)
+                    continue
+                parts = shard(items, world, policy, filler=-1)
+                assert len(parts) == world
+                flat = [x for part in parts for x in part if x != -1]
+                sizes = {len(part) for part in parts}
+                if policy == "drop":
+                    assert flat == items[:n // world * world] and sizes == {n // world}
+                else:
+                    assert flat == items  # nothing lost, in order
+                if policy in ("exact", "pad"):
+                    assert len(sizes) == 1  # the same count on every rank
+                if policy == "pad":
+                    assert all(x == -1 for part in parts for x in part[len([y for y in part if y != -1]):])
+                if policy == "balanced":
+                    assert max(sizes) - min(sizes) <= 1
+                    assert [len(p) for p in parts] == sorted((len(p) for p in parts), reverse=True)

@@ -1,6 +1,6 @@
 """What the embedded task's base gets wrong, and what separates its on-policy pairs (docs/paper.md, "Reading").
 
-    python -m prefopt.tasks.diagnose PAIRS.jsonl GENERATIONS.jsonl --tokenizer MODEL_DIR
+    python -m prefopt.experiments.diagnose PAIRS.jsonl GENERATIONS.jsonl --tokenizer MODEL_DIR
 
 PAIRS: `prefopt judge` pairs (best/worst of the policy's candidates). GENERATIONS: greedy answers of the base to
 held-out problems (`prefopt generate` with generate.temperature 0). Prints Markdown: how many pairs oppose a right

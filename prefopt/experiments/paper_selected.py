@@ -37,7 +37,7 @@ TOY_TRAIN = ["train.micro_batch_size=4"]
 
 
 def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
-    """The selected-settings runs of one seed (`seed`: a prefopt.paper.Seed); their held-out numbers."""
+    """The selected-settings runs of one seed (`seed`: a prefopt.experiments.paper.Seed); their held-out numbers."""
     out = {}
     pairs, best = _candidates(seed, "onpolicy", f"builtin:arith/prompts/train/{sizes.prompts}/{100 + seed.seed}",
                               sizes.prompts, quick)

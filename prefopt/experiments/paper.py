@@ -1,19 +1,19 @@
 """Reproduce the paper's LLM experiments (§5) on the embedded task with prefopt's own commands; see docs/paper.md.
 
-`python -m prefopt.paper --seeds 0 1 2` (what scripts/paper.sh runs). Per seed, from `builtin:arith-base/SEED`:
+`python -m prefopt.experiments.paper --seeds 0 1 2` (what scripts/paper.sh runs). Per seed, from `builtin:arith-base/SEED`:
   1. held-out accuracy of the base (and of the weaker `builtin:arith-weak/SEED`, the paper's "another model");
   2. 8 candidates per training prompt from both models, judged into the four scenarios' pairs (Table 4);
   3. vanilla DPO on each scenario (Tables 1 and 2); DPO + SFT, IPO and SLiC on scenario 1's pairs (Table 10);
      the β⁻ sweep with β⁺ fixed, through scripts/sweep_beta.sh (Figure 9; β⁻ = 0.05 is the flex-β row);
   4. a reward model and DPO on the same pairs, scored on held-out judged pairs during training (Figure 4);
   5. PPO against that reward model (Table 3), with the 3D metrics on scenario 1's pairs;
-  6. the selected settings, each beside its control (prefopt/paper_selected.py): on-policy DPOP rounds, GRPO and
+  6. the selected settings, each beside its control (prefopt/experiments/paper_selected.py): on-policy DPOP rounds, GRPO and
      PPO with the rule reward, and continued SFT on judged-best answers.
 Steps 3-4 use the paper's settings scaled down (App. D.1: one pass over the pairs at a small learning rate, β 0.1);
 step 6 the settings the validation search chose (scripts/select.sh).
 Every run is a `prefopt` command through the Python API (`prefopt.train`, `generate`, `judge`: the CLI's own
 code), with the demo's recipes; each seed runs in its own process, and its commands are in its commands.log.
-Each seed's numbers go to `<runs>/seed<N>/summary.json`; `prefopt.paper_report` turns them into the page.
+Each seed's numbers go to `<runs>/seed<N>/summary.json`; `prefopt.experiments.paper_page` turns them into the page.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from prefopt import paper_selected
+from prefopt.experiments import REPO, paper_selected
+from prefopt.experiments.paper_report import SCENARIOS
 from prefopt.fsutil import write_atomic
-from prefopt.paper_report import SCENARIOS
-from prefopt.sinks import read_metrics
+from prefopt.rundir import read_metrics
 
 REGULARISERS = {"dpo_sft": ("dpo", ["loss.sft_weight=1.0"]), "ipo": ("ipo", []), "slic": ("slic", [])}
 THREE_D = ("eval/3d/delta_chosen", "eval/3d/delta_rejected")
@@ -72,6 +72,7 @@ class Seed:
         """`prefopt COMMAND --recipe RECIPE --set ...`, run in this process (it is a seed's own); logged first."""
         import prefopt
 
+        recipe = str(REPO / recipe)  # the harness's recipes, wherever it runs from
         print(f"\n$ prefopt {command} --recipe {recipe} " + " ".join(f"--set {item}" for item in sets), flush=True)
         if command == "generate":
             return prefopt.generate(recipe, sets)
@@ -155,8 +156,9 @@ class Seed:
         values = " ".join(str(v) for v in s.betas_rejected)
         sets = [f"model.path={self.base}", f"data.train={pairs}", f"data.eval={pairs}", f"train.max_steps={s.dpo_steps}",
                 f"train.seed={self.seed}", "log.console=false", f"optim.lr={s.dpo_lr}", *PAPER_SETTINGS]
-        args = ["scripts/sweep_beta.sh", "--recipe", "recipes/demo/dpo.yaml", "--values", values, "--param",
-                "beta_rejected", "--beta-chosen", "0.1", "--name", f"paper-seed{self.seed}-sweep", "--out", str(root),
+        args = [str(REPO / "scripts/sweep_beta.sh"), "--recipe", str(REPO / "recipes/demo/dpo.yaml"), "--values", values,
+                "--param", "beta_rejected", "--beta-chosen", "0.1", "--name", f"paper-seed{self.seed}-sweep",
+                "--out", str(root),
                 *[arg for item in sets for arg in ("--set", item)]]
         print("\n$ " + " ".join(args), flush=True)
         from prefopt.engine import env_for_child
@@ -209,11 +211,11 @@ def _same_chosen(policy_pairs: Path, reference_pairs: Path) -> float:
 
 
 def _diagnosis(pairs: Path, generations: Path, model: str) -> dict:
-    """Where scenario 1's chosen and rejected differ, and what the base gets wrong (prefopt/tasks/diagnose.py)."""
+    """Where scenario 1's chosen and rejected differ, and what the base gets wrong (prefopt/experiments/diagnose.py)."""
     from transformers import AutoTokenizer
 
     from prefopt import builtin
-    from prefopt.tasks import diagnose
+    from prefopt.experiments import diagnose
 
     tok = AutoTokenizer.from_pretrained(builtin.resolve(model))
     rows = lambda path: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -272,14 +274,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--runs", type=Path, default=Path("runs/paper"))
-    ap.add_argument("--docs", type=Path, default=Path("docs"))
+    ap.add_argument("--docs", type=Path, default=REPO / "docs")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline and the page, not the claims")
     args = ap.parse_args(argv)
-    from prefopt import paper_report
+    from prefopt.experiments import paper_page
 
     t0 = time.time()
     summaries = run_seeds(args.seeds, args.runs, QUICK if args.quick else Settings(), args.quick)
-    page = paper_report.write(summaries, args.docs, minutes=(time.time() - t0) / 60, quick=args.quick)
+    page = paper_page.write(summaries, args.docs, minutes=(time.time() - t0) / 60, quick=args.quick)
     print(f"wrote {page} ({(time.time() - t0) / 60:.1f} min)")
 
 

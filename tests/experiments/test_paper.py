@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from prefopt import paper_report
+from prefopt.experiments import paper_report
 from tests.conftest import ROOT, clean_env
 
 

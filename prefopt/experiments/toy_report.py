@@ -1,6 +1,6 @@
 """Run the toy recipes through prefopt's own loop, check the paper's claims, and write figures plus docs/toy.md.
 
-`python -m prefopt.toy_report --seeds 0 1 2` (what scripts/toy_figures.sh runs). Tests call `run_all` and
+`python -m prefopt.experiments.toy_report --seeds 0 1 2` (what scripts/toy_figures.sh runs). Tests call `run_all` and
 `claims` directly, so the numbers in docs/toy.md and the asserted claims come from the same code.
 """
 
@@ -10,6 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
+from prefopt.experiments import REPO
 from prefopt.plots import plt, series
 
 # label -> (recipe, command)
@@ -25,12 +26,12 @@ RUNS = {
 }
 
 
-def run_all(seed: int, out_root: Path, labels=None, root: Path = Path(".")) -> dict[str, list[dict]]:
+def run_all(seed: int, out_root: Path, labels=None, root: Path = REPO) -> dict[str, list[dict]]:
     """Train every toy recipe (in this process) with `train.seed=seed`; label -> metrics rows."""
     from prefopt.loop import train
     from prefopt.objectives import OBJECTIVES
     from prefopt.recipe import load_recipe
-    from prefopt.sinks import read_metrics
+    from prefopt.rundir import read_metrics
 
     out = {}
     for label in labels or RUNS:
@@ -55,7 +56,7 @@ def _seed_worker(seed: int, runs: str, root: str) -> dict:
     return {"res": res, "claims": claims(res)}
 
 
-def run_seeds(seeds: list[int], runs: Path, root: Path = Path("."), jobs: int = 2) -> dict[int, dict]:
+def run_seeds(seeds: list[int], runs: Path, root: Path = REPO, jobs: int = 2) -> dict[int, dict]:
     """run_all + claims for each seed, `jobs` seeds at a time in separate processes; seed -> {res, claims}."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -222,7 +223,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--runs", default="runs/toy")
-    ap.add_argument("--docs", default="docs")
+    ap.add_argument("--docs", default=str(REPO / "docs"))
     args = ap.parse_args()
     t0 = time.perf_counter()
     per_seed = run_seeds(args.seeds, Path(args.runs))
