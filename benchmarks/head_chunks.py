@@ -26,7 +26,7 @@ def main() -> None:
     repeats, chunks = int(os.environ.get("REPEATS", 5)), [int(c) for c in os.environ.get("CHUNKS", "441 4096").split()]
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, pairs = anchor_model_and_pairs(dev)
-    batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in Collator(0, layout="packed")(pairs).items()}
+    batch = Collator(0, layout="packed")(pairs).to(dev)
     seconds, added = {c: [] for c in chunks}, {}
     for _ in range(repeats):
         for chunk in chunks:

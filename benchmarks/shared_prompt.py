@@ -48,7 +48,7 @@ def main() -> None:
     seconds = {"packed": [], "shared_prompt": []}
     for _ in range(repeats):
         for layout in seconds:
-            batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in Collator(0, layout=layout)(pairs).items()}
+            batch = Collator(0, layout=layout)(pairs).to(dev)
             start = time.perf_counter()
             sequence_logps(model, batch).logps.sum().backward()
             if dev.type == "cuda":

@@ -25,6 +25,11 @@ def env_for_child() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in DIST_VARS}
 
 
+def partitioned(params) -> bool:
+    """Whether any of these parameters is ZeRO-3 partitioned (DeepSpeed marks those with `ds_id`)."""
+    return any(hasattr(p, "ds_id") for p in params)
+
+
 def on_gpu() -> bool:
     return torch.cuda.is_available()
 
@@ -195,7 +200,7 @@ def gathered_state(engine, rank: int) -> dict | None:
 
     module = engine.module
     params = list(module.parameters())
-    zero3 = any(hasattr(p, "ds_id") for p in params)
+    zero3 = partitioned(params)
     ctx = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if zero3 else contextlib.nullcontext()
     with ctx:
         if rank != 0:

@@ -26,6 +26,7 @@ import torch
 
 from prefopt import engine as eng
 from prefopt import group_rl, lora, rollout
+from prefopt.data.batch import Batch
 from prefopt.data.batching import shard
 from prefopt.errors import UserError
 from prefopt.logprobs import token_logps
@@ -63,21 +64,21 @@ class GRPOStep(rollout.RolloutStep):
 
     def __init__(self, context):
         recipe = context.recipe
-        self.cfg, self.micro, self.accum = recipe.grpo, recipe.train.micro_batch_size, recipe.train.grad_accum
+        self.config, self.micro, self.accum = recipe.grpo, recipe.train.micro_batch_size, recipe.train.grad_accum
         self.n_minibatches = minibatches(recipe, context.world)
-        self._setup(context, self.cfg.reward)
+        self._setup(context, self.config.reward)
 
     def start(self, data_state: dict | None) -> None:
-        self._start(data_state, chunk_prompts(self.context.recipe), self.cfg.rollout_prompts)
+        self._start(data_state, chunk_prompts(self.context.recipe), self.config.rollout_prompts)
 
     def run(self, update: int, meter, log_now: bool) -> float:
         """One rollout and its updates; adds the GRPO metrics to `meter`; returns this rank's rollout tokens."""
         context, clock = self.context, time.perf_counter()
         chunks = next(self.batches)
-        mine = self._sample(update, chunks, self.cfg.group_size, self.cfg.max_new_tokens, self.cfg.temperature,
-                            self.cfg.top_p)
+        mine = self._sample(update, chunks, self.config.group_size, self.config.max_new_tokens, self.config.temperature,
+                            self.config.top_p)
         generated = time.perf_counter()
-        rollout.score(mine, context.tokenizer, self.score, self.cfg.reward.kind, self.cfg.missing_eos_penalty, "grpo")
+        rollout.score(mine, context.tokenizer, self.score, self.config.reward.kind, self.config.missing_eos_penalty, "grpo")
         if not self.on_policy:  # later minibatches need the rollout policy's log-probs: one pass without gradients
             self._old_logps(mine)
         shared = rollout.all_gather(mine, context.world)
@@ -93,7 +94,7 @@ class GRPOStep(rollout.RolloutStep):
     def on_policy(self) -> bool:
         """One epoch in one minibatch: the update's only forward sees the rollout policy itself, so the rollout's
         log-probs are that forward's, detached (ratio 1), and no separate pass computes them."""
-        return self.cfg.epochs == 1 and self.n_minibatches == 1
+        return self.config.epochs == 1 and self.n_minibatches == 1
 
     # -------------------------------------------------------------------------------------------- the parts
 
@@ -104,13 +105,13 @@ class GRPOStep(rollout.RolloutStep):
         for start in range(0, len(samples), self.micro):
             part = samples[start:start + self.micro]
             batch = rollout.collate(part, self.collate, context.device)
-            counts = batch["completion_mask"][:, 1:].sum(-1).tolist()
-            policy = token_logps(context.engine.module, batch, temperature=self.cfg.temperature)
+            counts = batch.completion_mask[:, 1:].sum(-1).tolist()
+            policy = token_logps(context.engine.module, batch, temperature=self.config.temperature)
             for s, old in zip(part, policy.logps.float().cpu().split(counts)):
                 s["old_logps"] = old
-            if self.cfg.kl_coef:
+            if self.config.kl_coef:
                 with lora.as_reference(context.reference) as ref_model:
-                    ref = token_logps(ref_model, batch, temperature=self.cfg.temperature)
+                    ref = token_logps(ref_model, batch, temperature=self.config.temperature)
                 for s, ref_lp in zip(part, ref.logps.float().cpu().split(counts)):
                     s["ref_logps"] = ref_lp
 
@@ -118,7 +119,7 @@ class GRPOStep(rollout.RolloutStep):
         """Each response's advantage from its group; the rollout's reward, length and group statistics."""
         rewards = torch.tensor([s["score"] for s in shared], dtype=torch.float64)
         groups = torch.tensor([s["group"] for s in shared])
-        advantages = group_rl.group_advantages(rewards, groups, self.cfg.advantage)
+        advantages = group_rl.group_advantages(rewards, groups, self.config.advantage)
         equal = group_rl.equal_groups(rewards, groups)
         for s, a, e in zip(shared, advantages.tolist(), equal.tolist()):
             s["advantage"], s["equal_group"] = a, e
@@ -128,7 +129,7 @@ class GRPOStep(rollout.RolloutStep):
                  "grpo/score_failures": torch.tensor([float(s["failed"]) for s in shared]).sum(),
                  "response/length_mean": lengths.mean(), "response/length_max": lengths.max(),
                  "response/truncated_frac": 1 - torch.tensor([float(s["ended"]) for s in shared]).mean()}
-        if self.cfg.reward.kind == "rule":  # the rubric's 4 and 5 are right answers
+        if self.config.reward.kind == "rule":  # the rubric's 4 and 5 are right answers
             stats["grpo/accuracy"] = torch.tensor([float(s["judged"] >= 4) for s in shared]).mean()
         return {k: v.float() for k, v in stats.items()}
 
@@ -136,12 +137,12 @@ class GRPOStep(rollout.RolloutStep):
         """`grpo.epochs` passes of minibatch updates; this rank's sums over its tokens of the loss, clip, ratio, KL
         and entropy, and its token count (`tokens`)."""
         context = self.context
-        kept = [s for s in shared if not (self.cfg.skip_equal_groups and s["equal_group"])]
+        kept = [s for s in shared if not (self.config.skip_equal_groups and s["equal_group"])]
         if not kept:  # every group was all-equal: nothing to learn from this rollout, and no step at all
             return {}
         order = torch.Generator().manual_seed(context.recipe.train.seed * 1_000_003 + update)
         sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.cfg.epochs):
+        for _ in range(self.config.epochs):
             perm = torch.randperm(len(kept), generator=order).tolist()
             for minibatch in shard([kept[i] for i in perm], self.n_minibatches, "balanced"):
                 tokens = float(sum(len(s["completion_ids"]) for s in minibatch))
@@ -160,23 +161,23 @@ class GRPOStep(rollout.RolloutStep):
         rank still takes part in each collective of the step. The KL to the reference and the entropy are
         measured on the responses the update trains on, on logging steps (and the KL whenever it is in the loss).
         """
-        context, cfg = self.context, self.cfg
+        context, config = self.context, self.config
         weight = 1.0 if part else 0.0
         part = part or [self._filler]
         batch = rollout.collate(part, self.collate, context.device)
-        lengths = batch["completion_mask"][:, 1:].sum(-1).tolist()
+        lengths = batch.completion_mask[:, 1:].sum(-1).tolist()
         per_token = lambda values: torch.cat([torch.full((n,), float(v)) for n, v in zip(lengths, values)]).to(context.device)
         advantages, row_length = per_token(s["advantage"] for s in part), per_token(lengths)
         context.engine.set_gradient_accumulation_boundary(last)
         eng.begin_micro_step(context.engine)
-        new = token_logps(context.engine.module, batch, temperature=cfg.temperature, with_entropy=log_now)
+        new = token_logps(context.engine.module, batch, temperature=config.temperature, with_entropy=log_now)
         old = torch.cat([s["old_logps"] for s in part]).to(context.device) if "old_logps" in part[0] else new.logps.detach()
-        loss, ratio, low, high = group_rl.clipped_surrogate(new.logps, old, advantages, cfg.clip_low, cfg.clip_high)
-        ref = self._ref_logps(part, batch) if cfg.kl_coef or log_now else None
-        if cfg.kl_coef:
-            loss = loss + cfg.kl_coef * group_rl.k3(new.logps, ref)
+        loss, ratio, low, high = group_rl.clipped_surrogate(new.logps, old, advantages, config.clip_low, config.clip_high)
+        ref = self._ref_logps(part, batch) if config.kl_coef or log_now else None
+        if config.kl_coef:
+            loss = loss + config.kl_coef * group_rl.k3(new.logps, ref)
         # DeepSpeed averages the ranks' gradients: × ranks turns that average into the minibatch's sum
-        total = weight * context.world * group_rl.aggregate(loss, row_length, cfg.loss_agg, tokens, rows)
+        total = weight * context.world * group_rl.aggregate(loss, row_length, config.loss_agg, tokens, rows)
         context.engine.backward(total, scale_wrt_gas=False)
         context.engine.step()
         with torch.no_grad():
@@ -191,12 +192,12 @@ class GRPOStep(rollout.RolloutStep):
         return out
 
     @torch.no_grad()
-    def _ref_logps(self, part: list[dict], batch: dict) -> torch.Tensor:
+    def _ref_logps(self, part: list[dict], batch: Batch) -> torch.Tensor:
         """The reference's per-token log-probs of a micro-batch: from the rollout pass, or computed here."""
         if "ref_logps" in part[0]:
             return torch.cat([s["ref_logps"] for s in part]).to(self.context.device)
         with lora.as_reference(self.context.reference) as ref_model:
-            return token_logps(ref_model, batch, temperature=self.cfg.temperature).logps
+            return token_logps(ref_model, batch, temperature=self.config.temperature).logps
 
     @property
     def _filler(self) -> dict:

@@ -14,12 +14,15 @@ over [tokens, vocab].
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from prefopt.data.batch import Batch
+from prefopt.engine import partitioned
 from prefopt.lora import base_model
 
 
@@ -41,32 +44,31 @@ def backbone_and_head(model):
     return body, model.get_output_embeddings()
 
 
-def to_device(batch: dict, dev: torch.device) -> dict:
+def to_device(batch: Batch, dev: torch.device) -> Batch:
     """Move a collated batch's tensors to `dev`, adding the response positions computed on the host.
 
     Finding the response positions is a `nonzero`, which on a GPU waits for the device; done here on the CPU
     copy, the training step never blocks on it.
     """
-    out = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-    if "completion_mask" in batch and batch["completion_mask"].device.type == "cpu":
+    if batch.completion_mask.device.type == "cpu":
         source, target = response_positions(batch)
-        out["response_src"], out["response_tgt"] = source.to(dev, non_blocking=True), target.to(dev, non_blocking=True)
-    return out
+        batch = dataclasses.replace(batch, response_src=source, response_tgt=target)
+    return batch.to(dev)
 
 
-def response_positions(batch: dict) -> tuple[Tensor, Tensor]:
+def response_positions(batch: Batch) -> tuple[Tensor, Tensor]:
     """Flat indices into [rows, T] of every scored response token and of the position whose hidden state predicts
     it: the one before it, or the collator's `predictor` (a rejected response after its shared prompt).
 
     A sequence's first token has nothing before it, so it is never scored, in any layout.
     """
-    scored = batch["completion_mask"].clone()
-    if "position_ids" in batch:  # packed: a sequence starts wherever its position is 0
-        scored[batch["position_ids"] == 0] = 0
+    scored = batch.completion_mask.clone()
+    if batch.position_ids is not None:  # packed: a sequence starts wherever its position is 0
+        scored[batch.position_ids == 0] = 0
     else:
         scored[:, 0] = 0
     target = scored.flatten().nonzero().squeeze(1)
-    source = batch["predictor"].flatten()[target] if "predictor" in batch else target - 1
+    source = batch.predictor.flatten()[target] if batch.predictor is not None else target - 1
     return source, target
 
 
@@ -79,7 +81,7 @@ class TokenLogps:
     entropy: Tensor | None = None  # [tokens], H(π(· | x, y_<t)), detached
 
 
-def token_logps(model, batch: dict, chunk_tokens: int | None = None, with_entropy: bool = False,
+def token_logps(model, batch: Batch, chunk_tokens: int | None = None, with_entropy: bool = False,
                 temperature: float = 1.0) -> TokenLogps:
     """log π of every response token (completion_mask) through the chunked LM head, logits divided by T."""
     body, head = backbone_and_head(model)
@@ -125,18 +127,18 @@ def chunk_size(feats: Tensor, vocab: int | None, on_gpu: bool | None = None) -> 
     return max(64, min(4096, budget // (4 * vocab)))
 
 
-def sequence_logps(model, batch: dict, chunk_tokens: int | None = None, with_entropy: bool = False) -> SeqLogps:
+def sequence_logps(model, batch: Batch, chunk_tokens: int | None = None, with_entropy: bool = False) -> SeqLogps:
     """Sum of log π over each row's response tokens (completion_mask), with optional detached entropy."""
     per_token = token_logps(model, batch, chunk_tokens, with_entropy)
     n = sequence_count(batch)
-    zeros = torch.zeros(n, device=batch["input_ids"].device, dtype=torch.float32)
+    zeros = torch.zeros(n, device=batch.input_ids.device, dtype=torch.float32)
     logps = zeros.index_add(0, per_token.rows, per_token.logps)
     tokens = zeros.index_add(0, per_token.rows, torch.ones_like(per_token.logps))
     entropy = zeros.index_add(0, per_token.rows, per_token.entropy) if with_entropy else None
     return SeqLogps(logps, tokens, entropy)
 
 
-def token_values(model, batch: dict) -> Tensor:
+def token_values(model, batch: Batch) -> Tensor:
     """Critic values V(x, y_<t) for every response token y_t, from a sequence-score model's head at every position."""
     model = base_model(model)
     body = getattr(model, model.base_model_prefix)
@@ -144,32 +146,34 @@ def token_values(model, batch: dict) -> Tensor:
     return model.score(feats).squeeze(-1).float()
 
 
-def sequence_count(batch: dict) -> int:
+def sequence_count(batch: Batch) -> int:
     """How many sequences a collated batch holds (rows when padded; segments when packed)."""
-    return batch["n_seqs"] if "segment" in batch else batch["input_ids"].shape[0]
+    return batch.n_seqs if batch.packed else batch.input_ids.shape[0]
 
 
-def hidden_states(body, batch: dict) -> Tensor:
+def hidden_states(body, batch: Batch) -> Tensor:
     """The transformer body's last hidden states [rows, T, d] for either layout of the one collator (no KV cache:
     nothing is generated here)."""
-    if "segment" in batch:  # packed: no mask; positions and sequence bounds drive the variable-length attention
-        shared = {k: batch[k] for k in ("shared_kv_index", "cu_seq_lens_k", "max_length_k") if k in batch}
-        bounds = dict(cu_seq_lens_q=batch["cu_seq_lens_q"], cu_seq_lens_k=batch["cu_seq_lens_q"],
-                      max_length_q=batch["max_length_q"], max_length_k=batch["max_length_q"])
-        return body(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
-                    **{**bounds, **shared}).last_hidden_state
+    if batch.packed:  # no mask: positions and sequence bounds drive the variable-length attention
+        bounds = dict(cu_seq_lens_q=batch.cu_seq_lens_q, cu_seq_lens_k=batch.cu_seq_lens_q,
+                      max_length_q=batch.max_length_q, max_length_k=batch.max_length_q)
+        if batch.shared_kv_index is not None:  # shared prompts: each block's keys, gathered
+            bounds.update(shared_kv_index=batch.shared_kv_index, cu_seq_lens_k=batch.cu_seq_lens_k,
+                          max_length_k=batch.max_length_k)
+        return body(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False,
+                    **bounds).last_hidden_state
     no_cache = {"use_cache": False} if hasattr(getattr(body, "config", None), "use_cache") else {}  # not the toy
-    return body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache).last_hidden_state
+    return body(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **no_cache).last_hidden_state
 
 
-def _response_features(body, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
+def _response_features(body, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
     """Hidden states of the positions that predict response tokens, those tokens, and their sequences."""
-    ids = batch["input_ids"]
+    ids = batch.input_ids
     hidden = hidden_states(body, batch)
-    source, target = batch.get("response_src"), batch.get("response_tgt")
+    source, target = batch.response_src, batch.response_tgt
     if source is None:
         source, target = response_positions(batch)
-    rows = batch["segment"].flatten()[target] if "segment" in batch else \
+    rows = batch.segment.flatten()[target] if batch.packed else \
         torch.div(target, ids.shape[1], rounding_mode="floor")
     return hidden.reshape(-1, hidden.shape[-1])[source], ids.flatten()[target], rows
 
@@ -199,7 +203,7 @@ def frozen_head_weight(head) -> Tensor | None:
     weight = getattr(head, "weight", None)
     if not isinstance(head, torch.nn.Linear) or head.bias is not None or weight.requires_grad:
         return None
-    if not hasattr(weight, "ds_id"):
+    if not partitioned([weight]):
         return weight.detach()
     import deepspeed
 
@@ -221,12 +225,12 @@ def _logps_of(logits: Tensor, targets: Tensor) -> Tensor:
     return -torch.nn.functional.cross_entropy(logits, targets, reduction="none")
 
 
-def sequence_scores(model, batch: dict) -> Tensor:
+def sequence_scores(model, batch: Batch) -> Tensor:
     """Scalar reward per sequence from a sequence-classification model (its score at the sequence's last token)."""
-    if "segment" not in batch:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    if not batch.packed:
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         return out.logits.squeeze(-1).float()
     inner = base_model(model)
     hidden = hidden_states(getattr(inner, inner.base_model_prefix), batch)[0]
-    last = batch["cu_seq_lens_q"][1:batch["n_seqs"] + 1].long() - 1
+    last = batch.cu_seq_lens_q[1:batch.n_seqs + 1].long() - 1
     return inner.score(hidden[last]).squeeze(-1).float()

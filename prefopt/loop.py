@@ -8,6 +8,7 @@ SIGTERM/SIGUSR1 (preemption) make the loop write a checkpoint at the next step b
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import time
@@ -174,8 +175,8 @@ class Trainer:
         if lora.enabled(self.recipe):
             state = eng.gathered_state(context.engine, self.rank)
             if self.rank == 0:
-                lora.export(state, context.engine.module, context.tokenizer, self.recipe, context.objective.head,
-                            target)
+                base = functools.partial(models.load_merge_base, self.recipe, context.objective.head)
+                lora.export(state, context.engine.module, context.tokenizer, base, target)
         else:
             eng.export_hf(context.engine, context.tokenizer, target / rundir.MODEL, self.rank)
 

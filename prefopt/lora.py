@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import torch
-
 from prefopt import rundir
 from prefopt.errors import UserError
 from prefopt.fsutil import replace_dir
@@ -77,24 +75,17 @@ def as_reference(model):
         model.train(was_training)
 
 
-def export(state: dict, module, tokenizer, recipe: Recipe, head: str, run_dir: Path) -> None:
+def export(state: dict, module, tokenizer, load_base, run_dir: Path) -> None:
     """Write `run_dir/adapter` (peft) and `run_dir/model` (the adapters merged into the base), each atomically.
 
-    `state` is the full state dict of the trained peft model (gathered from ZeRO-3). The merge reloads the base on
-    the CPU and uses peft's own `merge_and_unload`, so the merged weights are what peft itself would produce.
+    `state` is the full state dict of the trained peft model (gathered from ZeRO-3). The merge loads the base on
+    the CPU (`load_base()`: models.load_merge_base) and uses peft's own `merge_and_unload`, so the merged weights are
+    what peft itself would produce.
     """
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     adapter = replace_dir(run_dir / rundir.ADAPTER, lambda tmp: (module.save_pretrained(tmp, state_dict=state),
                                                              tokenizer.save_pretrained(tmp)))
-    unset_hf_deepspeed_config()  # this load is rank 0's alone: no ZeRO-3 sharding at load time
-    cls, kw = (AutoModelForSequenceClassification, {"num_labels": 1}) if head == "score" else (AutoModelForCausalLM, {})
-    base = cls.from_pretrained(recipe.model.path, dtype=torch.float32,
-                               trust_remote_code=recipe.model.trust_remote_code, **kw)
-    if head == "score" and base.config.pad_token_id is None:
-        base.config.pad_token_id = tokenizer.pad_token_id
-    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    merged = PeftModel.from_pretrained(load_base(), adapter).merge_and_unload()
     replace_dir(run_dir / rundir.MODEL, lambda tmp: (merged.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
 

@@ -7,6 +7,7 @@ import copy
 import torch
 
 from prefopt import lora, toy
+from prefopt.engine import build_frozen, ds_config, partitioned
 from prefopt.errors import UserError
 from prefopt.schema import Recipe
 
@@ -62,8 +63,6 @@ def _zero3_init(recipe: Recipe, world: int):
     if recipe.deepspeed.stage == 3:
         from transformers.integrations import HfDeepSpeedConfig
 
-        from prefopt.engine import ds_config
-
         _keep_alive.append(HfDeepSpeedConfig(ds_config(recipe, world)))
 
 
@@ -100,15 +99,34 @@ def load_policy(recipe: Recipe, head: str, world: int, seed: int):
     if head == "score":
         from transformers import AutoModelForSequenceClassification
 
-        model = _load(AutoModelForSequenceClassification, m.path, recipe, world, num_labels=1)
-        if model.config.pad_token_id is None:
-            model.config.pad_token_id = load_tokenizer(recipe).pad_token_id
+        model = _with_pad_id(_load(AutoModelForSequenceClassification, m.path, recipe, world, num_labels=1), recipe)
     else:
         from transformers import AutoModelForCausalLM
 
         model = _load(AutoModelForCausalLM, m.path, recipe, world)
     model = _ready_to_train(model, recipe)
     return lora.wrap(model, recipe, head) if lora.enabled(recipe) else model
+
+
+def _with_pad_id(model, recipe: Recipe):
+    """A score head finds each row's last token through config.pad_token_id (transformers): fill it from the
+    tokenizer when the checkpoint has none."""
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = load_tokenizer(recipe).pad_token_id
+    return model
+
+
+def load_merge_base(recipe: Recipe, head: str):
+    """The weights of model.path on this process's CPU in fp32, outside ZeRO-3 (rank 0 alone loads it): what a LoRA
+    run's adapters merge into (lora.export)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()  # no ZeRO-3 sharding at load time
+    cls, kw = (AutoModelForSequenceClassification, {"num_labels": 1}) if head == "score" else (AutoModelForCausalLM, {})
+    base = cls.from_pretrained(recipe.model.path, dtype=torch.float32, trust_remote_code=recipe.model.trust_remote_code,
+                               **kw)
+    return _with_pad_id(base, recipe) if head == "score" else base
 
 
 def _ready_to_train(model, recipe: Recipe):
@@ -150,8 +168,6 @@ def load_reward(recipe: Recipe, world: int):
     """The frozen reward model of `judge.rm_path` (a `prefopt rm` output), sharded like the reference under ZeRO-3."""
     from transformers import AutoModelForSequenceClassification
 
-    from prefopt.engine import build_frozen
-
     path = recipe.judge.rm_path  # set: Objective.check requires it
     return build_frozen(_load(AutoModelForSequenceClassification, path, recipe, world, num_labels=1,
                               where="ppo.reward.path"), recipe, world)
@@ -170,9 +186,7 @@ def load_critic(recipe: Recipe, world: int):
     critic = _load(AutoModelForSequenceClassification, path, recipe, world, num_labels=1, where=where)
     if not from_reward:
         _zero_init(critic.score.weight)
-    if critic.config.pad_token_id is None:
-        critic.config.pad_token_id = load_tokenizer(recipe).pad_token_id
-    critic = _ready_to_train(critic, recipe)
+    critic = _ready_to_train(_with_pad_id(critic, recipe), recipe)
     return lora.wrap(critic, recipe, "score") if lora.enabled(recipe) else critic
 
 
@@ -182,7 +196,7 @@ def _zero_init(param) -> None:
 
     import deepspeed
 
-    gathered = deepspeed.zero.GatheredParameters([param], modifier_rank=0) if hasattr(param, "ds_id") else \
+    gathered = deepspeed.zero.GatheredParameters([param], modifier_rank=0) if partitioned([param]) else \
         contextlib.nullcontext()
     with gathered, torch.no_grad():
         param.zero_()

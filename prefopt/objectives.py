@@ -39,84 +39,98 @@ class Terms:
         return self.chosen, self.rejected
 
 
-def _nll(p: Terms) -> Tensor:
-    return losses.sft(p.chosen, p.chosen_tokens)
+def _nll(policy: Terms) -> Tensor:
+    return losses.sft(policy.chosen, policy.chosen_tokens)
 
 
-def _dpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
-    return losses.dpo_sft(pc, pr, rc, rr, _nll(p), c.beta_chosen, c.beta_rejected, c.sft_weight, c.label_smoothing)
+def _dpo(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    (chosen, rejected), (ref_chosen, ref_rejected) = policy.reduced(config.logps), reference.reduced(config.logps)
+    return losses.dpo_sft(chosen, rejected, ref_chosen, ref_rejected, _nll(policy), config.beta_chosen,
+                          config.beta_rejected, config.sft_weight, config.label_smoothing)
 
 
-def _ipo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
-    return losses.ipo(pc, pr, rc, rr, c.beta)
+def _ipo(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    (chosen, rejected), (ref_chosen, ref_rejected) = policy.reduced(config.logps), reference.reduced(config.logps)
+    return losses.ipo(chosen, rejected, ref_chosen, ref_rejected, config.beta)
 
 
-def _slic(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    pc, pr = p.reduced(c.logps)
-    return losses.slic(pc, pr, _nll(p), c.delta, c.sft_weight)
+def _slic(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    chosen, rejected = policy.reduced(config.logps)
+    return losses.slic(chosen, rejected, _nll(policy), config.delta, config.sft_weight)
 
 
-def _sft(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    return _nll(p)
+def _sft(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    return _nll(policy)
 
 
-def _rm(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    return losses.bradley_terry(p.chosen, p.rejected, c.center_weight)
+def _rm(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    return losses.bradley_terry(policy.chosen, policy.rejected, config.center_weight)
 
 
-def _rdpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
-    return losses.rdpo(pc, pr, rc, rr, c.beta, c.label_smoothing)
+def _rdpo(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    (chosen, rejected), (ref_chosen, ref_rejected) = policy.reduced(config.logps), reference.reduced(config.logps)
+    return losses.rdpo(chosen, rejected, ref_chosen, ref_rejected, config.beta, config.label_smoothing)
 
 
-def _nca(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
-    return losses.nca_pair(pc, pr, rc, rr, c.beta)
+def _nca(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    (chosen, rejected), (ref_chosen, ref_rejected) = policy.reduced(config.logps), reference.reduced(config.logps)
+    return losses.nca_pair(chosen, rejected, ref_chosen, ref_rejected, config.beta)
 
 
-def _apo_zero(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
-    return losses.apo_zero(pc, pr, rc, rr, c.beta)
+def _apo_zero(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    (chosen, rejected), (ref_chosen, ref_rejected) = policy.reduced(config.logps), reference.reduced(config.logps)
+    return losses.apo_zero(chosen, rejected, ref_chosen, ref_rejected, config.beta)
 
 
-def _simpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    return losses.simpo(p.chosen, p.rejected, p.chosen_tokens, p.rejected_tokens, c.beta, c.margin)
+def _simpo(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    return losses.simpo(policy.chosen, policy.rejected, policy.chosen_tokens, policy.rejected_tokens, config.beta,
+                        config.margin)
 
 
-def _orpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    return losses.orpo(p.chosen, p.rejected, p.chosen_tokens, p.rejected_tokens, c.beta)
+def _orpo(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    return losses.orpo(policy.chosen, policy.rejected, policy.chosen_tokens, policy.rejected_tokens, config.beta)
 
 
 NEEDS_SCORES = ("loss.variant: odpo needs numeric `score_chosen` and `score_rejected` in every pair of data.train and "
                 "data.eval (`prefopt judge` writes them, UltraFeedback has them; other names: data.fields.*)")
 
 
-def _odpo(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    if p.score_margin is None:
+def _odpo(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    if policy.score_margin is None:
         raise UserError(NEEDS_SCORES)
-    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
-    return losses.odpo(pc, pr, rc, rr, p.score_margin, c.beta, c.offset_scale)
+    (chosen, rejected), (ref_chosen, ref_rejected) = policy.reduced(config.logps), reference.reduced(config.logps)
+    return losses.odpo(chosen, rejected, ref_chosen, ref_rejected, policy.score_margin, config.beta, config.offset_scale)
 
 
-def _dpop(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
-    return losses.dpop(pc, pr, rc, rr, c.beta, c.dpop_lambda)
+def _dpop(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    (chosen, rejected), (ref_chosen, ref_rejected) = policy.reduced(config.logps), reference.reduced(config.logps)
+    return losses.dpop(chosen, rejected, ref_chosen, ref_rejected, config.beta, config.dpop_lambda)
 
 
-def _kto(p: Terms, r: Terms, c: LossConfig) -> Tensor:
-    return losses.kto(p.chosen, r.chosen, p.kl, r.kl, p.labels, c.beta, c.desirable_weight, c.undesirable_weight)
+def _kto(policy: Terms, reference: Terms, config: LossConfig) -> Tensor:
+    return losses.kto(policy.chosen, reference.chosen, policy.kl, reference.kl, policy.labels, config.beta,
+                      config.desirable_weight, config.undesirable_weight)
 
 
-def _length_normalised_rewards(p: Terms, r: Terms, c: LossConfig) -> tuple[Tensor, Tensor]:
+def _length_normalised_rewards(policy: Terms, reference: Terms, config: LossConfig) -> tuple[Tensor, Tensor]:
     """SimPO's implicit reward β·mean log π; ORPO's log odds have the same ordering, so one function serves both."""
-    return c.beta * p.chosen / p.chosen_tokens.clamp(min=1), c.beta * p.rejected / p.rejected_tokens.clamp(min=1)
+    return (config.beta * policy.chosen / policy.chosen_tokens.clamp(min=1),
+            config.beta * policy.rejected / policy.rejected_tokens.clamp(min=1))
 
 
-def _implicit_rewards(p: Terms, r: Terms, c: LossConfig) -> tuple[Tensor, Tensor]:
-    (pc, pr), (rc, rr) = p.reduced(c.logps), r.reduced(c.logps)
-    return c.beta_chosen * (pc - rc), c.beta_rejected * (pr - rr)
+def _own_logps(policy: Terms, reference: Terms, config: LossConfig) -> tuple[Tensor, Tensor]:
+    """No reference (SLiC): the policy's own (reduced) log-probs are the rewards."""
+    return policy.reduced(config.logps)
+
+
+def _scores(policy: Terms, reference: Terms, config: LossConfig) -> tuple[Tensor, Tensor]:
+    """A reward model's scores of chosen and rejected are its rewards."""
+    return policy.chosen, policy.rejected
+
+
+def _implicit_rewards(policy: Terms, reference: Terms, config: LossConfig) -> tuple[Tensor, Tensor]:
+    (chosen, rejected), (ref_chosen, ref_rejected) = policy.reduced(config.logps), reference.reduced(config.logps)
+    return config.beta_chosen * (chosen - ref_chosen), config.beta_rejected * (rejected - ref_rejected)
 
 
 @dataclass(frozen=True)
@@ -220,8 +234,8 @@ OBJECTIVES = {
     "sft": Objective("sft", "sft", "lm", False, _sft, None),
     "dpo": _DPO,
     "ipo": Objective("ipo", "preference", "lm", True, _ipo, _implicit_rewards),
-    "slic": Objective("slic", "preference", "lm", False, _slic, lambda p, r, c: p.reduced(c.logps)),
-    "rm": Objective("rm", "preference", "score", False, _rm, lambda p, r, c: (p.chosen, p.rejected)),
+    "slic": Objective("slic", "preference", "lm", False, _slic, _own_logps),
+    "rm": Objective("rm", "preference", "score", False, _rm, _scores),
     "kto": Objective("kto", "unpaired", "lm", True, _kto, None),
     "ppo": Objective("ppo", "prompt", "lm", True, None, None, step="ppo", eval_as=_DPO, rules=(_rollouts,)),
     "grpo": Objective("grpo", "prompt", "lm", True, None, None, step="grpo", eval_as=_DPO, rules=(_rollouts,)),
@@ -237,10 +251,10 @@ def objective_for(command: str, loss: LossConfig) -> Objective:
     return OBJECTIVES[command]
 
 
-def resolve_betas(c: LossConfig) -> LossConfig:
+def resolve_betas(loss: LossConfig) -> LossConfig:
     """Fill flex-β defaults: β⁺ and β⁻ fall back to `loss.beta`."""
-    if c.beta_chosen is None:
-        c.beta_chosen = c.beta
-    if c.beta_rejected is None:
-        c.beta_rejected = c.beta
-    return c
+    if loss.beta_chosen is None:
+        loss.beta_chosen = loss.beta
+    if loss.beta_rejected is None:
+        loss.beta_rejected = loss.beta
+    return loss

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from prefopt.engine import partitioned
+
 FILE = "portable.pt"
 MOMENTS = ("exp_avg", "exp_avg_sq")  # torch AdamW's state besides `step`
 
@@ -30,7 +32,7 @@ def _trainable(engine) -> list[tuple[str, torch.nn.Parameter]]:
 
 def _sharded(p) -> bool:
     """Whether DeepSpeed keeps this parameter's fp32 master elsewhere (ZeRO-3 shards, ZeRO-1/2 or bf16 partitions)."""
-    return hasattr(p, "ds_id") or hasattr(p, "_hp_mapping")
+    return partitioned([p]) or hasattr(p, "_hp_mapping")
 
 
 def _masters(engine) -> dict[int, torch.Tensor]:
@@ -83,7 +85,7 @@ def save(engine, directory: Path, client_state: dict | None = None) -> None:
             master = masters.get(id(p), p)
             state = base.state.get(master, {})
             entry = {"fp32": master.detach(), **{k: state.get(k, torch.zeros_like(master)) for k in MOMENTS}}
-        params[name] = {k: v.detach().float().cpu().clone().view(p.ds_shape if hasattr(p, "ds_id") else p.shape)
+        params[name] = {k: v.detach().float().cpu().clone().view(p.ds_shape if partitioned([p]) else p.shape)
                         for k, v in entry.items()}
     steps = [float(s["step"]) for s in base.state.values() if "step" in s]
     blob = {"params": params, "adam_step": steps[0] if steps else 0.0,
@@ -107,7 +109,7 @@ def load(engine, directory: Path) -> dict | None:
     if missing:
         raise ValueError(f"{directory / FILE}: no state for {len(missing)} trainable parameters, e.g. {missing[:3]}")
     params = [p for _, p in named]
-    zero3 = any(hasattr(p, "ds_id") for p in params)
+    zero3 = partitioned(params)
     # The module's own (low-precision) weights: gathered under ZeRO-3, set on rank 0, re-partitioned on exit.
     ctx = deepspeed.zero.GatheredParameters(params, modifier_rank=0) if zero3 else contextlib.nullcontext()
     with ctx, torch.no_grad():

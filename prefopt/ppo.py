@@ -23,6 +23,7 @@ import torch
 
 from prefopt import engine as eng
 from prefopt import lora, models, rl, rollout
+from prefopt.data.batch import Batch
 from prefopt.data.batching import shard
 from prefopt.errors import UserError
 from prefopt.logprobs import token_logps, token_values
@@ -52,12 +53,12 @@ class PPOStep(rollout.RolloutStep):
 
     def __init__(self, context):
         recipe = context.recipe
-        self.p, self.micro, self.accum = recipe.ppo, recipe.train.micro_batch_size, recipe.train.grad_accum
+        self.config, self.micro, self.accum = recipe.ppo, recipe.train.micro_batch_size, recipe.train.grad_accum
         self.n_minibatches = minibatches(recipe, context.world)
-        self._setup(context, self.p.reward)
-        self.kl = rl.AdaptiveKL(self.p.kl_coef, self.p.kl_target, self.p.kl_horizon)
+        self._setup(context, self.config.reward)
+        self.kl = rl.AdaptiveKL(self.config.kl_coef, self.config.kl_target, self.config.kl_horizon)
         critic_recipe = dataclasses.replace(recipe, optim=dataclasses.replace(
-            recipe.optim, lr=self.p.critic_lr or recipe.optim.lr))
+            recipe.optim, lr=self.config.critic_lr or recipe.optim.lr))
         total = context.total_steps * self.optimizer_steps(recipe, context.world)
         self.critic = eng.build_engine(models.load_critic(recipe, context.world), critic_recipe, context.world, total)
         self.engines = {"critic": self.critic}
@@ -65,7 +66,7 @@ class PPOStep(rollout.RolloutStep):
     # -------------------------------------------------------------------------------------------- loop protocol
 
     def start(self, data_state: dict | None) -> None:
-        self._start(data_state, self.micro, self.p.rollout_batch_size)
+        self._start(data_state, self.micro, self.config.rollout_batch_size)
 
     def state_dict(self) -> dict:
         return {"kl": self.kl.state_dict()}
@@ -96,17 +97,17 @@ class PPOStep(rollout.RolloutStep):
 
     def _rollout(self, update: int, chunks: list[list[dict]]) -> list[dict]:
         """Sample one response per prompt; chunk c of this rank is global chunk rank·len(chunks) + c."""
-        return self._sample(update, chunks, 1, self.p.max_new_tokens, self.p.temperature)
+        return self._sample(update, chunks, 1, self.config.max_new_tokens, self.config.temperature)
 
     @torch.no_grad()
     def _score(self, samples: list[dict]) -> None:
         """Old and reference log-probs, values and entropies per token, and the reward's score per response."""
-        context, temp = self.context, self.p.temperature
-        rollout.require_answers(samples, self.p.reward.kind, "ppo")  # before any forward
+        context, temp = self.context, self.config.temperature
+        rollout.require_answers(samples, self.config.reward.kind, "ppo")  # before any forward
         for start in range(0, len(samples), self.micro):
             part = samples[start:start + self.micro]
             batch = self._batch(part)
-            counts = batch["completion_mask"][:, 1:].sum(-1).tolist()
+            counts = batch.completion_mask[:, 1:].sum(-1).tolist()
             policy = token_logps(context.engine.module, batch, temperature=temp, with_entropy=True)
             with lora.as_reference(context.reference) as ref_model:
                 ref = token_logps(ref_model, batch, temperature=temp)
@@ -114,7 +115,7 @@ class PPOStep(rollout.RolloutStep):
             for s, old, ref_lp, v, ent in zip(part, *(x.float().cpu().split(counts) for x in (
                     policy.logps, ref.logps, values, policy.entropy))):
                 s.update(old_logps=old, ref_logps=ref_lp, values=v, entropy=float(ent.sum()))
-        rollout.score(samples, context.tokenizer, self.score, self.p.reward.kind, self.p.missing_eos_penalty, "ppo")
+        rollout.score(samples, context.tokenizer, self.score, self.config.reward.kind, self.config.missing_eos_penalty, "ppo")
 
     def _advantages(self, rollout: list[dict], beta: float) -> dict[str, torch.Tensor]:
         """Per-token KL, shaped rewards, GAE and whitening over the whole rollout; the rollout's statistics."""
@@ -122,10 +123,10 @@ class PPOStep(rollout.RolloutStep):
         old_logps = pad("old_logps")
         lengths = torch.tensor([len(s["old_logps"]) for s in rollout])
         mask = (torch.arange(old_logps.shape[1]) < lengths[:, None]).to(old_logps.dtype)
-        kl = rl.kl_penalty(old_logps, pad("ref_logps"), self.p.kl_estimator) * mask
+        kl = rl.kl_penalty(old_logps, pad("ref_logps"), self.config.kl_estimator) * mask
         scores = torch.tensor([s["score"] for s in rollout])
         rewards = rl.shaped_rewards(kl, scores, mask, beta)
-        advantages, returns = rl.gae(rewards, pad("values"), mask, self.p.gamma, self.p.lam)
+        advantages, returns = rl.gae(rewards, pad("values"), mask, self.config.gamma, self.config.lam)
         advantages = rl.masked_whiten(advantages, mask)
         for i, (s, n) in enumerate(zip(rollout, lengths.tolist())):
             s["advantages"], s["returns"] = advantages[i, :n], returns[i, :n]
@@ -143,7 +144,7 @@ class PPOStep(rollout.RolloutStep):
         per_global = per_rank * context.world
         order = torch.Generator().manual_seed(context.recipe.train.seed * 1_000_003 + update)
         sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.p.epochs):
+        for _ in range(self.config.epochs):
             perm = torch.randperm(len(rollout), generator=order).tolist()
             for k in range(self.n_minibatches):
                 mine = shard(perm[k * per_global:(k + 1) * per_global], context.world, "exact")[context.rank]
@@ -151,7 +152,7 @@ class PPOStep(rollout.RolloutStep):
                     part = [rollout[j] for j in mine[i * self.micro:(i + 1) * self.micro]]
                     for key, value in self._micro_step(part).items():
                         sums[key] = sums.get(key, 0.0) + value
-        n = self.p.epochs * self.n_minibatches * self.accum
+        n = self.config.epochs * self.n_minibatches * self.accum
         return {key: value / n for key, value in sums.items()}
 
     def _micro_step(self, part: list[dict]) -> dict[str, torch.Tensor]:
@@ -161,18 +162,18 @@ class PPOStep(rollout.RolloutStep):
         cat = lambda key: torch.cat([s[key] for s in part]).to(context.device)
         ones = torch.ones_like(cat("old_logps"))
         eng.begin_micro_step(context.engine)
-        new = token_logps(context.engine.module, batch, temperature=self.p.temperature)
-        loss, stats = rl.policy_loss(new.logps, cat("old_logps"), cat("advantages"), ones, self.p.clip)
+        new = token_logps(context.engine.module, batch, temperature=self.config.temperature)
+        loss, stats = rl.policy_loss(new.logps, cat("old_logps"), cat("advantages"), ones, self.config.clip)
         context.engine.backward(loss)
         context.engine.step()
         eng.begin_micro_step(self.critic)
         values = token_values(self.critic.module, batch)
-        value_loss, value_clipfrac = rl.value_loss(values, cat("values"), cat("returns"), ones, self.p.value_clip)
+        value_loss, value_clipfrac = rl.value_loss(values, cat("values"), cat("returns"), ones, self.config.value_clip)
         self.critic.backward(value_loss)
         self.critic.step()
         return {"loss/policy_avg": loss.detach(), "loss/value_avg": value_loss.detach(),
                 "policy/approxkl_avg": stats["approxkl"], "policy/clipfrac_avg": stats["clipfrac"],
                 "val/clipfrac_avg": value_clipfrac, "val/ratio": stats["ratio"], "val/ratio_var": stats["ratio_var"]}
 
-    def _batch(self, part: list[dict]) -> dict:
+    def _batch(self, part: list[dict]) -> Batch:
         return rollout.collate(part, self.collate, self.context.device)

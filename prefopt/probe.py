@@ -62,5 +62,5 @@ def unseen_logp(model, probe: list[dict], pad_id: int, batch_size: int) -> torch
         b = collate(probe[i:i + batch_size])
         s = sequence_logps(model, to_device(b, dev))
         total = total + s.logps.sum()
-        count += float(b["completion_mask"][:, 1:].sum())
+        count += float(b.completion_mask[:, 1:].sum())
     return total / max(count, 1.0)

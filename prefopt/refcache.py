@@ -19,7 +19,7 @@ import torch.distributed as dist
 from prefopt import lora
 from prefopt.cache import cache_dir as default_cache_dir
 from prefopt.data.batching import cut_evenly, shard
-from prefopt.data.collate import Collator, split_rows
+from prefopt.data.collate import Collator
 from prefopt.data.tokenize import TOKENIZATION_VERSION
 from prefopt.logprobs import sequence_logps, to_device
 from prefopt.schema import Recipe
@@ -79,8 +79,8 @@ def precompute(recipe: Recipe, ref, data, key: str, cache_dir: Path, collate: Co
             b = collate(chunk)
             lp = sequence_logps(ref, to_device(b, dev)).logps.float().cpu()
             keep = torch.tensor([not ex.get("filler") for ex in chunk])
-            out_idx.append(b["idx"][keep])
-            out_lp.append(torch.stack(split_rows(lp, b), dim=1)[keep])
+            out_idx.append(b.idx[keep])
+            out_lp.append(torch.stack(b.split_rows(lp), dim=1)[keep])
     idx = torch.cat(out_idx) if out_idx else torch.zeros(0, dtype=torch.long)
     lps = torch.cat(out_lp) if out_lp else torch.zeros(0, 2)
     if world > 1:

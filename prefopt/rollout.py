@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from prefopt import models
+from prefopt.data.batch import Batch
 from prefopt.data.collate import Collator
 from prefopt.data.loader import BatchStream
 from prefopt.data.tokenize import stop_ids
@@ -126,7 +127,7 @@ def all_gather(samples: list[dict], world: int) -> list[dict]:
     return out
 
 
-def collate(samples: list[dict], collator: Collator, device) -> dict:
+def collate(samples: list[dict], collator: Collator, device) -> Batch:
     """A padded batch of (prompt, response) rows, on the device: rollouts keep per-row token masks."""
     examples = [{"idx": i, "prompt_ids": s["prompt_ids"], "completion_ids": s["completion_ids"]}
                 for i, s in enumerate(samples)]

@@ -20,11 +20,12 @@ import torch
 import torch.distributed as dist
 
 from prefopt.data.collate import left_padded
+from prefopt.engine import partitioned
 
 
 def is_zero3(module) -> bool:
     """Whether the module's parameters are ZeRO-3 partitioned."""
-    return any(hasattr(p, "ds_id") for p in module.parameters())
+    return partitioned(module.parameters())
 
 
 @contextlib.contextmanager

@@ -19,7 +19,8 @@ import torch
 import torch.distributed as dist
 
 from prefopt import lora
-from prefopt.data.collate import Collator, split_rows
+from prefopt.data.batch import Batch
+from prefopt.data.collate import Collator
 from prefopt.data.loader import BatchStream, TokenizedData
 from prefopt.engine import begin_micro_step
 from prefopt.logprobs import SeqLogps, sequence_logps, sequence_scores, to_device
@@ -49,21 +50,21 @@ class StepContext:
     total_steps: int
 
 
-def forward(context: StepContext, batch: dict, objective: Objective, with_entropy: bool):
+def forward(context: StepContext, batch: Batch, objective: Objective, with_entropy: bool):
     """Per-example losses and the Terms they came from, for one micro-batch (chosen ‖ rejected rows): (losses,
     policy Terms, reference Terms or None, the policy's SeqLogps or None for a score head)."""
     on_device = to_device(batch, context.device)
     model = context.engine.module  # ZeRO-3's gather hooks live on the module's submodules, so this is safe
     if objective.head == "score":
         scores = sequence_scores(model, on_device)
-        policy, sequences = Terms(*split_rows(scores, on_device)), None
+        policy, sequences = Terms(*on_device.split_rows(scores)), None
     else:
         sequences = sequence_logps(model, on_device, with_entropy=with_entropy)
         policy = terms_of(sequences.logps, sequences.tokens, on_device)
     reference = None
     if objective.needs_reference:
-        if "ref_logps" in on_device:
-            reference_logps = on_device["ref_logps"]
+        if on_device.ref_logps is not None:  # precomputed (refcache.py)
+            reference_logps = on_device.ref_logps
         else:
             with torch.no_grad(), lora.as_reference(context.reference) as reference_model:
                 reference_logps = sequence_logps(reference_model, on_device).logps
@@ -71,25 +72,25 @@ def forward(context: StepContext, batch: dict, objective: Objective, with_entrop
     return objective.loss(policy, reference, context.recipe.loss), policy, reference, sequences
 
 
-def add_metrics(meter: Meter, batch: dict, objective: Objective, recipe: Recipe, losses, policy: Terms,
+def add_metrics(meter: Meter, batch: Batch, objective: Objective, recipe: Recipe, losses, policy: Terms,
                 reference: Terms | None, sequences: SeqLogps | None) -> None:
     """Add a micro-batch's sums; counts come from host tensors, so nothing here waits for the device."""
-    meter.add(batch_sums(objective, policy, reference, recipe.loss, losses), float(len(batch["idx"])))
+    meter.add(batch_sums(objective, policy, reference, recipe.loss, losses), float(len(batch.idx)))
     if policy.labels is not None:  # unpaired: desirable and undesirable rows, each averaged over its own count
-        for sums, mask in zip(side_sums(objective, policy, reference, recipe.loss), (batch["labels"], ~batch["labels"])):
+        for sums, mask in zip(side_sums(objective, policy, reference, recipe.loss), (batch.labels, ~batch.labels)):
             meter.add(sums, float(mask.sum()))
     if sequences is not None and sequences.entropy is not None:
-        meter.add({"3d/entropy": sequences.entropy.sum()}, float(batch["completion_mask"][:, 1:].sum()))
+        meter.add({"3d/entropy": sequences.entropy.sum()}, float(batch.completion_mask[:, 1:].sum()))
 
 
-def terms_of(values: torch.Tensor, tokens: torch.Tensor, batch: dict) -> Terms:
-    """Per-row values -> Terms, as the collator laid the rows out (prefopt/data/collate.py)."""
-    if batch["n_pairs"] == 0:  # SFT rows
+def terms_of(values: torch.Tensor, tokens: torch.Tensor, batch: Batch) -> Terms:
+    """Per-row values -> Terms, as the collator laid the rows out (prefopt/data/batch.py)."""
+    if batch.rows == "single":  # SFT rows
         return Terms(values, None, tokens, None)
-    (first, second), (first_tokens, second_tokens) = split_rows(values, batch), split_rows(tokens, batch)
-    if "labels" in batch:  # unpaired feedback: own completions, then the KL rows
-        return Terms(first, None, first_tokens, None, labels=batch["labels"], kl=second)
-    return Terms(first, second, first_tokens, second_tokens, score_margin=batch.get("score_margin"))
+    (first, second), (first_tokens, second_tokens) = batch.split_rows(values), batch.split_rows(tokens)
+    if batch.rows == "unpaired":  # own completions, then the KL rows
+        return Terms(first, None, first_tokens, None, labels=batch.labels, kl=second)
+    return Terms(first, second, first_tokens, second_tokens, score_margin=batch.score_margin)
 
 
 class Step:
@@ -140,17 +141,17 @@ class PairStep(Step):
         # The step's loss is the mean over this rank's examples (DeepSpeed then averages the ranks): each
         # micro-batch contributes its sum over that count, whatever its size, and we, not DeepSpeed's micro-step
         # counter, say which backward closes the step (a token budget gives a varying number of micro-batches).
-        examples = sum(len(batch["idx"]) for batch in micro_batches)
+        examples = sum(len(batch.idx) for batch in micro_batches)
         meter.add({"perf/forwards": torch.tensor(float(len(micro_batches)))}, 1.0)
         for i, batch in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             engine.set_gradient_accumulation_boundary(last)
-            real = float(batch["attention_mask"].sum())
+            real = float(batch.attention_mask.sum())
             # tokens/s counts every sequence's tokens: a shared prompt (layout shared_prompt), computed once,
             # still counts for both sides, as in the other layouts (and in TRL's count)
-            tokens += real + batch.get("shared_tokens", 0)
+            tokens += real + batch.shared_tokens
             # padded tokens computed per real token: the cost of the layout
-            meter.add({"perf/padding": torch.tensor((batch["input_ids"].numel() - real) / max(real, 1.0))}, 1.0)
+            meter.add({"perf/padding": torch.tensor((batch.input_ids.numel() - real) / max(real, 1.0))}, 1.0)
             begin_micro_step(engine)
             losses, policy, reference, sequences = forward(context, batch, objective, with_entropy=log_now)
             if split_now and i == 0:

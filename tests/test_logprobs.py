@@ -21,10 +21,10 @@ def _model_and_batch():
 
 def _naive(model, batch):
     """log_softmax over the full [rows, T, vocab] logits, masked by completion_mask, summed per row."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1)
-    tok = logp.gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
-    mask = batch["completion_mask"][:, 1:].float()
+    tok = logp.gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+    mask = batch.completion_mask[:, 1:].float()
     ent = -(logp.exp() * logp).sum(-1)
     return (tok * mask).sum(-1), mask.sum(-1), (ent * mask).sum(-1)
 
@@ -107,8 +107,8 @@ def test_host_positions_equal_device_positions():
     model, batch = _model_and_batch()
     moved = to_device(batch, torch.device("cpu"))
     source, target = response_positions(batch)
-    torch.testing.assert_close(moved["response_src"], source)
-    torch.testing.assert_close(moved["response_tgt"], target)
+    torch.testing.assert_close(moved.response_src, source)
+    torch.testing.assert_close(moved.response_tgt, target)
     # row 0 is [5, 6, 7, 8, 9, 2] with completion_mask [0, 0, 0, 1, 1, 1]: tokens 3-5, each predicted from before
     assert target[:3].tolist() == [3, 4, 5] and source[:3].tolist() == [2, 3, 4]
     torch.testing.assert_close(sequence_logps(model, moved).logps, sequence_logps(model, batch).logps)
@@ -134,9 +134,9 @@ def test_packed_layout_gives_the_padded_log_probs_scores_and_gradients(layout):
                 {"idx": 1, "prompt_ids": [11], "chosen_ids": [12, 13, 14, 15, 2], "rejected_ids": [16, 17, 2]},
                 {"idx": 2, "prompt_ids": [3, 4], "chosen_ids": [18, 19, 20, 21, 22, 2], "rejected_ids": [23, 2]}]
     padded, packed = Collator(0)(examples), Collator(0, layout=layout)(examples)
-    assert packed["input_ids"].shape[0] == 1 and packed["attention_mask"].all()  # no padding at all
+    assert packed.input_ids.shape[0] == 1 and packed.attention_mask.all()  # no padding at all
     shared = 6 if layout == "shared_prompt" else 0  # the three prompts, computed once instead of twice
-    assert packed["input_ids"].shape[1] == int(padded["attention_mask"].sum()) - shared
+    assert packed.input_ids.shape[1] == int(padded.attention_mask.sum()) - shared
     results = []
     for batch in (padded, packed):
         out = sequence_logps(lm, batch, with_entropy=True)

@@ -7,6 +7,8 @@ completion (the mismatched pairs of KTO's KL estimate), plus `labels`. Pairs wit
 `score_margin` (ODPO's offset). `completion_mask` marks response tokens: the log-prob code scores
 token t (predicted from position t-1) wherever the mask is 1.
 
+The result is a `Batch` (prefopt/data/batch.py), which names its rows and its layout.
+
 `layout="packed"` lays the same sequences end to end in one row, with no padding: `position_ids` restart at 0 for
 each sequence, `cu_seq_lens_q` holds the cumulative lengths (the variable-length attention of prefopt/attention.py
 keeps every sequence to itself), and `segment` names each token's sequence (-1: none), in the same order as the
@@ -18,18 +20,9 @@ from __future__ import annotations
 
 import torch
 
+from prefopt.data.batch import Batch
+
 LAYOUTS = ("padded", "packed", "shared_prompt")
-
-
-def split_rows(values, batch: dict) -> tuple:
-    """Per-row values of a collated batch -> (first rows, second rows): (chosen, rejected) of preference pairs,
-    (own completions, KL rows) of unpaired feedback; the one place that reads the row layout back.
-
-    >>> split_rows(torch.tensor([1.0, 2.0, 3.0, 4.0]), {"n_pairs": 2})
-    (tensor([1., 2.]), tensor([3., 4.]))
-    """
-    n = batch["n_pairs"]
-    return values[:n], values[n:]
 
 
 class Collator:
@@ -40,23 +33,23 @@ class Collator:
     ...     {"idx": 0, "prompt_ids": [5, 6], "chosen_ids": [7, 2], "rejected_ids": [8, 9, 2]},
     ...     {"idx": 1, "prompt_ids": [5], "chosen_ids": [3, 2], "rejected_ids": [4, 2]},
     ... ])
-    >>> batch["input_ids"]
+    >>> batch.input_ids
     tensor([[5, 6, 7, 2, 0],
             [5, 3, 2, 0, 0],
             [5, 6, 8, 9, 2],
             [5, 4, 2, 0, 0]])
-    >>> batch["attention_mask"]
+    >>> batch.attention_mask
     tensor([[1, 1, 1, 1, 0],
             [1, 1, 1, 0, 0],
             [1, 1, 1, 1, 1],
             [1, 1, 1, 0, 0]])
-    >>> batch["completion_mask"]
+    >>> batch.completion_mask
     tensor([[0, 0, 1, 1, 0],
             [0, 1, 1, 0, 0],
             [0, 0, 1, 1, 1],
             [0, 1, 1, 0, 0]])
-    >>> batch["idx"], batch["n_pairs"]
-    (tensor([0, 1]), 2)
+    >>> batch.idx, batch.n_pairs, batch.rows, batch.layout
+    (tensor([0, 1]), 2, 'paired', 'padded')
 
     The packed layout: the same four sequences in one row, positions restarting per sequence, no padding.
 
@@ -64,9 +57,9 @@ class Collator:
     ...     {"idx": 0, "prompt_ids": [5, 6], "chosen_ids": [7, 2], "rejected_ids": [8, 9, 2]},
     ...     {"idx": 1, "prompt_ids": [5], "chosen_ids": [3, 2], "rejected_ids": [4, 2]},
     ... ])
-    >>> packed["input_ids"], packed["position_ids"]
+    >>> packed.input_ids, packed.position_ids
     (tensor([[5, 6, 7, 2, 5, 3, 2, 5, 6, 8, 9, 2, 5, 4, 2]]), tensor([[0, 1, 2, 3, 0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2]]))
-    >>> packed["segment"], packed["cu_seq_lens_q"]
+    >>> packed.segment, packed.cu_seq_lens_q
     (tensor([[0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3]]), tensor([ 0,  4,  7, 12, 15], dtype=torch.int32))
 
     Shared prompts: prompt‖chosen blocks, then each rejected response alone, its positions continuing after its
@@ -76,22 +69,22 @@ class Collator:
     ...     {"idx": 0, "prompt_ids": [5, 6], "chosen_ids": [7, 2], "rejected_ids": [8, 9, 2]},
     ...     {"idx": 1, "prompt_ids": [5], "chosen_ids": [3, 2], "rejected_ids": [4, 2]},
     ... ])
-    >>> shared["input_ids"], shared["position_ids"]
+    >>> shared.input_ids, shared.position_ids
     (tensor([[5, 6, 7, 2, 5, 3, 2, 8, 9, 2, 4, 2]]), tensor([[0, 1, 2, 3, 0, 1, 2, 2, 3, 4, 1, 2]]))
-    >>> shared["shared_kv_index"], shared["cu_seq_lens_k"]
+    >>> shared.shared_kv_index, shared.cu_seq_lens_k
     (tensor([ 0,  1,  2,  3,  4,  5,  6,  0,  1,  7,  8,  9,  4, 10, 11]), tensor([ 0,  4,  7, 12, 15], dtype=torch.int32))
-    >>> shared["predictor"]  # the position whose hidden state predicts each token: rejected 8 from prompt's 6
+    >>> shared.predictor  # the position whose hidden state predicts each token: rejected 8 from prompt's 6
     tensor([[-1,  0,  1,  2,  3,  4,  5,  1,  7,  8,  4, 10]])
 
     Unpaired feedback: own completions first, then each prompt with the next example's completion (KTO's KL rows).
 
     >>> batch = c([{"idx": 0, "prompt_ids": [5], "completion_ids": [7, 2], "label": True},
     ...            {"idx": 1, "prompt_ids": [6], "completion_ids": [8, 9, 2], "label": False}])
-    >>> batch["input_ids"], batch["labels"], batch["n_pairs"]
+    >>> batch.input_ids, batch.labels, batch.rows
     (tensor([[5, 7, 2, 0],
             [6, 8, 9, 2],
             [5, 8, 9, 2],
-            [6, 7, 2, 0]]), tensor([ True, False]), 2)
+            [6, 7, 2, 0]]), tensor([ True, False]), 'unpaired')
     """
 
     def __init__(self, pad_id: int, pad_to_multiple_of: int = 1, layout: str = "padded"):
@@ -99,28 +92,28 @@ class Collator:
             raise ValueError(f"unknown collator layout {layout!r} (available: {', '.join(LAYOUTS)})")
         self.pad_id, self.multiple, self.layout = pad_id, pad_to_multiple_of, layout
 
-    def __call__(self, examples: list[dict]) -> dict:
+    def __call__(self, examples: list[dict]) -> Batch:
         """Collate preference triples (`chosen_ids`+`rejected_ids`), SFT pairs (`completion_ids`) or unpaired
-        feedback (`completion_ids`+`label`)."""
+        feedback (`completion_ids`+`label`) into one Batch."""
         rows = _rows(examples)
-        unpaired = "label" in examples[0]
+        kind = "paired" if "chosen_ids" in examples[0] else "unpaired" if "label" in examples[0] else "single"
         if self.layout == "padded":
-            batch = self._padded(rows)
+            fields, layout = self._padded(rows), "padded"
         elif self.layout == "shared_prompt" and _shareable(examples):
-            batch = self._shared(examples)
+            fields, layout = self._shared(examples), "shared_prompt"
         else:  # packed, or shared_prompt with no pairs to share a prompt
-            batch = self._packed(rows)
-        batch.update(idx=torch.tensor([ex["idx"] for ex in examples]),
-                     n_pairs=len(examples) if "chosen_ids" in examples[0] or unpaired else 0)
-        if unpaired:
-            batch["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=torch.bool)
+            fields, layout = self._packed(rows), "packed"
+        per_example = {}
+        if kind == "unpaired":
+            per_example["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=torch.bool)
         if all("score_chosen" in ex for ex in examples):
-            batch["score_margin"] = torch.tensor([ex["score_chosen"] - ex["score_rejected"] for ex in examples],
-                                                 dtype=torch.float32)
+            per_example["score_margin"] = torch.tensor([ex["score_chosen"] - ex["score_rejected"] for ex in examples],
+                                                       dtype=torch.float32)
         if "ref_logps" in examples[0]:  # precomputed reference: [chosen..., rejected...] like the rows
-            batch["ref_logps"] = torch.tensor([ex["ref_logps"][s] for s in range(2) for ex in examples],
-                                              dtype=torch.float32)
-        return batch
+            per_example["ref_logps"] = torch.tensor([ex["ref_logps"][s] for s in range(2) for ex in examples],
+                                                    dtype=torch.float32)
+        return Batch(idx=torch.tensor([ex["idx"] for ex in examples]), n_pairs=0 if kind == "single" else len(examples),
+                     rows=kind, layout=layout, **fields, **per_example)
 
     def computed_tokens(self, examples: list[dict]) -> int:
         """Tokens one forward over these examples computes in this layout, padding included (the budget of
@@ -138,7 +131,7 @@ class Collator:
         return width * len(lengths) if self.layout == "padded" else width
 
     def _padded(self, rows: list[tuple[list, list]]) -> dict:
-        """One row per sequence, padded on the right to the longest."""
+        """One row per sequence, padded on the right to the longest (the Batch's tensor fields)."""
         width = max(len(p) + len(r) for p, r in rows)
         width = -(-width // self.multiple) * self.multiple
         # Lists first, one tensor each: a tensor per row costs more than the forward of a small model.
@@ -176,10 +169,10 @@ class Collator:
         packed layout, which scores the prompt twice.
         """
         n, prompts = len(examples), [ex["prompt_ids"] for ex in examples]
-        batch = self._packed([(p, ex["chosen_ids"]) for p, ex in zip(prompts, examples)] +
+        fields = self._packed([(p, ex["chosen_ids"]) for p, ex in zip(prompts, examples)] +
                              [([], ex["rejected_ids"]) for ex in examples])
-        cu = batch["cu_seq_lens_q"].tolist()
-        pos, predictor = batch["position_ids"][0].tolist(), list(range(-1, cu[-1] - 1))
+        cu = fields["cu_seq_lens_q"].tolist()
+        pos, predictor = fields["position_ids"][0].tolist(), list(range(-1, cu[-1] - 1))
         kv, cu_k = [], [0]
         for block, (a, b) in enumerate(zip(cu[:-1], cu[1:])):
             if n <= block < 2 * n:  # a rejected response: after its prompt, which sits at the start of block i
@@ -191,10 +184,10 @@ class Collator:
             kv.extend(range(a, b))
             cu_k.append(len(kv))
         keys = [y - x for x, y in zip(cu_k[:-1], cu_k[1:])]
-        batch.update(position_ids=torch.tensor([pos]), predictor=torch.tensor([predictor]),
+        fields.update(position_ids=torch.tensor([pos]), predictor=torch.tensor([predictor]),
                      shared_kv_index=torch.tensor(kv), cu_seq_lens_k=torch.tensor(cu_k, dtype=torch.int32),
                      max_length_k=max(keys), shared_tokens=sum(map(len, prompts)))
-        return batch
+        return fields
 
 
 def _shareable(examples: list[dict]) -> bool:

@@ -11,42 +11,45 @@ from prefopt.objectives import Objective, Terms
 from prefopt.schema import LossConfig
 
 
-def batch_sums(obj: Objective, pol: Terms, ref: Terms | None, cfg: LossConfig, per_example: Tensor) -> dict:
+def batch_sums(objective: Objective, policy: Terms, reference: Terms | None, loss: LossConfig,
+               per_example: Tensor) -> dict:
     """Sums over the batch of loss, rewards/*, logps/* and (for log-prob objectives) the 3d/* statistics."""
     out = {"loss": per_example.detach().sum()}
-    if obj.data_kind == "unpaired":  # the rest comes per side: see side_sums
+    if objective.data_kind == "unpaired":  # the rest comes per side: see side_sums
         return out
-    if obj.has_logps:
-        out["logps/chosen"] = pol.chosen.detach().sum()
-        out["logps/chosen_per_token"] = (pol.chosen / pol.chosen_tokens.clamp(min=1)).detach().sum()
-    if not obj.pairwise:
+    if objective.has_logps:
+        out["logps/chosen"] = policy.chosen.detach().sum()
+        out["logps/chosen_per_token"] = (policy.chosen / policy.chosen_tokens.clamp(min=1)).detach().sum()
+    if not objective.pairwise:
         return out
-    if obj.has_logps:
-        out["logps/rejected"] = pol.rejected.detach().sum()
-        out["logps/rejected_per_token"] = (pol.rejected / pol.rejected_tokens.clamp(min=1)).detach().sum()
-    r_c, r_r = (x.detach() for x in obj.rewards(pol, ref, cfg))
-    out.update({"rewards/chosen": r_c.sum(), "rewards/rejected": r_r.sum(), "rewards/margins": (r_c - r_r).sum(),
-                "rewards/accuracies": (r_c > r_r).float().sum()})
-    if obj.has_logps:
-        out.update(three_d.batch_sums(obj, pol, ref, cfg))
+    if objective.has_logps:
+        out["logps/rejected"] = policy.rejected.detach().sum()
+        out["logps/rejected_per_token"] = (policy.rejected / policy.rejected_tokens.clamp(min=1)).detach().sum()
+    reward_chosen, reward_rejected = (x.detach() for x in objective.rewards(policy, reference, loss))
+    out.update({"rewards/chosen": reward_chosen.sum(), "rewards/rejected": reward_rejected.sum(),
+                "rewards/margins": (reward_chosen - reward_rejected).sum(),
+                "rewards/accuracies": (reward_chosen > reward_rejected).float().sum()})
+    if objective.has_logps:
+        out.update(three_d.batch_sums(objective, policy, reference, loss))
     return out
 
 
-def side_sums(obj: Objective, pol: Terms, ref: Terms, cfg: LossConfig) -> tuple[dict, dict]:
+def side_sums(objective: Objective, policy: Terms, reference: Terms, loss: LossConfig) -> tuple[dict, dict]:
     """Unpaired feedback (KTO): sums over the desirable rows (`*chosen*` keys) and over the undesirable rows
     (`*rejected*` keys), so a KTO run reports the same logps/*, rewards/* and 3d/* names as a DPO run."""
-    g, _ = three_d.logp_grads(obj, pol, ref, cfg)
-    log_grad = (torch.log(g.abs().clamp(min=three_d.TINY)) - pol.chosen.detach().double()).float()
-    delta = (pol.chosen - ref.chosen).detach()
+    grad, _ = three_d.logp_grads(objective, policy, reference, loss)
+    log_grad = three_d.log_grad_magnitude(grad, policy.chosen).float()
+    delta = (policy.chosen - reference.chosen).detach()
     out = []
-    for side, mask in (("chosen", pol.labels), ("rejected", ~pol.labels)):
-        m = mask.float()
-        sums = {f"logps/{side}": (pol.chosen.detach() * m).sum(), f"logps/ref_{side}": (ref.chosen * m).sum(),
-                f"logps/{side}_per_token": (pol.chosen.detach() / pol.chosen_tokens.clamp(min=1) * m).sum(),
-                f"rewards/{side}": (cfg.beta * delta * m).sum(), f"3d/delta_{side}": (delta * m).sum(),
-                f"3d/log_grad_{side}": (log_grad * m).sum()}
+    for side, mask in (("chosen", policy.labels), ("rejected", ~policy.labels)):
+        weight = mask.float()
+        sums = {f"logps/{side}": (policy.chosen.detach() * weight).sum(),
+                f"logps/ref_{side}": (reference.chosen * weight).sum(),
+                f"logps/{side}_per_token": (policy.chosen.detach() / policy.chosen_tokens.clamp(min=1) * weight).sum(),
+                f"rewards/{side}": (loss.beta * delta * weight).sum(), f"3d/delta_{side}": (delta * weight).sum(),
+                f"3d/log_grad_{side}": (log_grad * weight).sum()}
         if side == "chosen":
-            sums["3d/chosen_below_ref_frac"] = ((delta < 0).float() * m).sum()
+            sums["3d/chosen_below_ref_frac"] = ((delta < 0).float() * weight).sum()
         out.append(sums)
     return out[0], out[1]
 

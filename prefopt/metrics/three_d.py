@@ -26,42 +26,46 @@ def _float64(terms: Terms) -> Terms:
                                          if torch.is_tensor(v := getattr(terms, f.name)) and v.is_floating_point()})
 
 
-def logp_grads(obj: Objective, pol: Terms, ref: Terms | None, cfg: LossConfig) -> tuple[Tensor, Tensor]:
+def logp_grads(objective: Objective, policy: Terms, reference: Terms | None,
+               loss: LossConfig) -> tuple[Tensor, Tensor]:
     """Per-example ∂L/∂log π(y_w) and ∂L/∂log π(y_l) by autograd through the objective's own loss (float64).
 
     Unpaired feedback (KTO) has no y_l column: the first gradient is per row, the second is zeros.
     """
-    p = _float64(pol)
-    c = p.chosen.requires_grad_()
-    r = p.rejected.requires_grad_() if p.rejected is not None else None
-    rf = None if ref is None else _float64(ref)
+    policy64 = _float64(policy)
+    chosen = policy64.chosen.requires_grad_()
+    rejected = policy64.rejected.requires_grad_() if policy64.rejected is not None else None
+    reference64 = None if reference is None else _float64(reference)
     with torch.enable_grad():
-        wrt = (c, r) if r is not None else (c,)
-        grads = torch.autograd.grad(obj.loss(p, rf, cfg).sum(), wrt, allow_unused=True)
-    zeros = torch.zeros_like(c)
-    g_c, g_r = grads[0], grads[1] if r is not None else None
-    return (zeros if g_c is None else g_c), (zeros if g_r is None else g_r)
+        wrt = (chosen, rejected) if rejected is not None else (chosen,)
+        grads = torch.autograd.grad(objective.loss(policy64, reference64, loss).sum(), wrt, allow_unused=True)
+    zeros = torch.zeros_like(chosen)
+    grad_chosen, grad_rejected = grads[0], grads[1] if rejected is not None else None
+    return (zeros if grad_chosen is None else grad_chosen), (zeros if grad_rejected is None else grad_rejected)
 
 
-def log_grad_magnitudes(g_c: Tensor, g_r: Tensor, pol: Terms) -> tuple[Tensor, Tensor]:
-    """log|∂L/∂π(y_w)| and log|∂L/∂π(y_l)| per example (Corollary 1), never overflowing."""
-    lc = torch.log(g_c.abs().clamp(min=TINY)) - pol.chosen.detach().double()
-    lr = torch.log(g_r.abs().clamp(min=TINY)) - pol.rejected.detach().double()
-    return lc, lr
+def log_grad_magnitude(grad_logp: Tensor, logps: Tensor) -> Tensor:
+    """log|∂L/∂π(y)| from ∂L/∂log π(y) and log π(y): log|g| - log π (Corollary 1), never overflowing."""
+    return torch.log(grad_logp.abs().clamp(min=TINY)) - logps.detach().double()
 
 
-def batch_sums(obj: Objective, pol: Terms, ref: Terms | None, cfg: LossConfig) -> dict[str, Tensor]:
+def log_grad_magnitudes(grad_chosen: Tensor, grad_rejected: Tensor, policy: Terms) -> tuple[Tensor, Tensor]:
+    """log|∂L/∂π(y_w)| and log|∂L/∂π(y_l)| per example (Corollary 1)."""
+    return log_grad_magnitude(grad_chosen, policy.chosen), log_grad_magnitude(grad_rejected, policy.rejected)
+
+
+def batch_sums(objective: Objective, policy: Terms, reference: Terms | None, loss: LossConfig) -> dict[str, Tensor]:
     """Per-batch sums of the 3D statistics (divide by the example count to get means)."""
     out = {}
-    if ref is not None:
-        d_c, d_r = (pol.chosen - ref.chosen).detach(), (pol.rejected - ref.rejected).detach()
-        out["3d/delta_chosen"], out["3d/delta_rejected"] = d_c.sum(), d_r.sum()
-        out["3d/chosen_below_ref_frac"] = (d_c < 0).float().sum()
-        out["logps/ref_chosen"], out["logps/ref_rejected"] = ref.chosen.sum(), ref.rejected.sum()
-    g_c, g_r = logp_grads(obj, pol, ref, cfg)
-    lc, lr = log_grad_magnitudes(g_c, g_r, pol)
-    out["3d/log_grad_chosen"], out["3d/log_grad_rejected"] = lc.sum().float(), lr.sum().float()
-    out["3d/log_grad_ratio"] = (lr - lc).sum().float()
+    if reference is not None:
+        delta_chosen = (policy.chosen - reference.chosen).detach()
+        delta_rejected = (policy.rejected - reference.rejected).detach()
+        out["3d/delta_chosen"], out["3d/delta_rejected"] = delta_chosen.sum(), delta_rejected.sum()
+        out["3d/chosen_below_ref_frac"] = (delta_chosen < 0).float().sum()
+        out["logps/ref_chosen"], out["logps/ref_rejected"] = reference.chosen.sum(), reference.rejected.sum()
+    log_chosen, log_rejected = log_grad_magnitudes(*logp_grads(objective, policy, reference, loss), policy)
+    out["3d/log_grad_chosen"], out["3d/log_grad_rejected"] = log_chosen.sum().float(), log_rejected.sum().float()
+    out["3d/log_grad_ratio"] = (log_rejected - log_chosen).sum().float()
     return out
 
 

@@ -20,8 +20,8 @@ def test_budget_bins_hold_every_example_once_and_stay_within_the_budget():
         assert sorted(ex["idx"] for b in bins for ex in b) == list(range(64))
         for b in bins:
             batch = collate(b)
-            assert batch["input_ids"].numel() == collate.computed_tokens(b)  # the cost is what the forward computes
-            assert batch["input_ids"].numel() <= 300 or len(b) == 1
+            assert batch.input_ids.numel() == collate.computed_tokens(b)  # the cost is what the forward computes
+            assert batch.input_ids.numel() <= 300 or len(b) == 1
         # first fit: no bin could have taken the first example of a later bin
         assert all(collate.computed_tokens(bins[i] + [bins[j][0]]) > 300
                    for i in range(len(bins)) for j in range(i + 1, len(bins)))

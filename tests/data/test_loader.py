@@ -13,7 +13,7 @@ ROWS = [{"prompt": f"Q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i
 
 
 def idx_of(step):
-    return [b["idx"].tolist() for b in step]
+    return [b.idx.tolist() for b in step]
 
 
 @pytest.mark.parametrize("streaming", [False, True])
@@ -36,4 +36,4 @@ def test_ranks_take_disjoint_slices_of_each_global_batch(tmp_path, tokenizer):
     steps = [next(iter(BatchStream(data, Collator(0), 1, 2, 2, rank, seed=0))) for rank in (0, 1)]
     single = next(iter(BatchStream(data, Collator(0), 4, 1, 1, 0, seed=0)))
     got = [i for s in steps for i in sum(idx_of(s), [])]
-    assert got == single[0]["idx"].tolist()
+    assert got == single[0].idx.tolist()
