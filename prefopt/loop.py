@@ -73,7 +73,8 @@ class Trainer:
                                    eng.device(), rank, world, self.run_dir, total_steps)
         if collator.layout != "padded":
             self.note(assembly.check_packing(recipe, objective, engine, train_data, collator, self.context.device))
-        probe_set = assembly.probe_set(recipe, tokenizer, eval_data or train_data, reference, engine.module) \
+        source = eval_data if eval_data is not None else train_data  # the probe's prompts
+        probe_set = assembly.probe_set(recipe, tokenizer, source, reference, engine.module) \
             if objective.has_logps else []
         heldout = HeldOut(recipe, tokenizer, self.run_dir, rank, world) \
             if recipe.eval.prompts and objective.has_logps else None
