@@ -55,7 +55,7 @@ def main() -> None:
                f"train.output_dir={ROOT / 'generate'}", *SMALL)
     counts = run("judge", "recipes/demo/onpolicy.yaml", f"judge.input={gens}", f"train.output_dir={ROOT / 'judge'}")
     pairs = ROOT / "judge" / "pairs.jsonl"
-    for name, sft in (("dpo", "0"), ("dpo_sft", "1.0")):
+    for name, sft in (("dpo", "0"), ("dpo_sft", "2.0")):
         run("dpo", "recipes/demo/onpolicy.yaml", f"model.path={BASE}", f"data.train={pairs}", f"data.eval={pairs}",
             f"loss.sft_weight={sft}", f"train.output_dir={ROOT / name}", *PROBE, *SMALL[2:])
     run("grpo", "recipes/demo/grpo.yaml", f"model.path={BASE}", f"data.eval={pairs}", "eval.every=10",

@@ -4,7 +4,8 @@
 #
 #   scripts/select.sh [--out runs/select] [--quick]
 #
-#   1. one pass over one round of on-policy pairs: DPO, DPOP, IPO and DPO + SFT × lr (scripts/sweep.sh);
+#   1. one pass over one round of on-policy pairs: DPO, DPOP, IPO and DPO + SFT × lr (scripts/sweep.sh); then more
+#      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2), and DPO, IPO and the control at 3 passes;
 #   2. three on-policy rounds (scripts/onpolicy_rounds.py) of DPOP, DPO + SFT and IPO at lr 3e-5, 1e-4, 3e-4, and
 #      of the continued-SFT control (best answers only) at the same rates;
 #   3. GRPO: lr × rollout shape (128 prompts × 4, or 256 × 2), 100 updates (scripts/sweep.sh).
@@ -21,10 +22,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 valid=(--set "eval.prompts=builtin:arith/prompts/valid/1000/5" --set "eval.max_prompts=1000" --set "eval.max_new_tokens=40")
-rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4"
+rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" pass_counts="3 6"
 small=()
 if [ "$quick" = 1 ]; then  # the pipeline at toy sizes (checks the script, not the settings)
-  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4"
+  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" pass_counts="2"
   small=(--set model.path=builtin:tiny --set generate.n=2 --set generate.max_new_tokens=8 --set train.micro_batch_size=4
          --set judge.best_min_score=1)  # the tiny model is never right: the control trains on its best anyway
   valid=(--set "eval.prompts=builtin:arith/prompts/valid/8" --set "eval.max_prompts=8" --set "eval.max_new_tokens=8")
@@ -42,14 +43,27 @@ for cmd in dpo ipo; do  # the recipe's loss is DPO + SFT: sft_weight 0 for these
   [ $cmd = ipo ] && variants=(--param loss.beta --values "0.5")
   bash scripts/sweep.sh --recipe recipes/demo/onpolicy.yaml --command "$cmd" --out "$out/one_pass_$cmd" --name "select-$cmd" \
     "${variants[@]}" --param optim.lr --values "$lrs" --no-precompute --set "data.train=$pairs" --set "data.eval=$pairs" \
-    --set loss.variant=dpo --set loss.sft_weight=0 "${small[@]}" "${valid[@]}" --set eval.every=10
+    --set loss.variant=dpo --set loss.sft_weight=0 --set train.epochs=1 "${small[@]}" "${valid[@]}" --set eval.every=10
 done
 bash scripts/sweep.sh --recipe recipes/demo/onpolicy.yaml --command dpo --out "$out/one_pass_dpo_sft" --name select-dpo-sft \
   --param optim.lr --values "$lrs" --no-precompute --set "data.train=$pairs" --set "data.eval=$pairs" \
-  --set loss.variant=dpo --set loss.sft_weight=1.0 "${small[@]}" "${valid[@]}" --set eval.every=10
+  --set loss.variant=dpo --set loss.sft_weight=1.0 --set train.epochs=1 "${small[@]}" "${valid[@]}" --set eval.every=10
+# 1b. More passes over the same pairs at lr 1e-4 (one pass was still rising at its end): DPO + SFT × passes × λ, then
+#     vanilla DPO, IPO and the control (SFT on the judged-best answers) at 3 passes.
+passes=(--set "data.train=$pairs" --set "data.eval=$pairs" --set optim.lr=1e-4 "${small[@]}" "${valid[@]}" --set eval.every=10)
+bash scripts/sweep.sh --recipe recipes/demo/onpolicy.yaml --command dpo --out "$out/passes_dpo_sft" --name select-passes \
+  --param train.epochs --values "$pass_counts" --param loss.sft_weight --values "1.0 2.0" --no-precompute \
+  --set loss.variant=dpo "${passes[@]}"
+"$PY" -m prefopt.cli dpo --recipe recipes/demo/onpolicy.yaml --set loss.sft_weight=0 --set train.epochs=3 "${passes[@]}" \
+  --set "train.output_dir=$out/passes_other/dpo"
+"$PY" -m prefopt.cli ipo --recipe recipes/demo/onpolicy.yaml --set loss.sft_weight=0 --set loss.beta=0.5 --set train.epochs=3 \
+  "${passes[@]}" --set "train.output_dir=$out/passes_other/ipo"
+"$PY" -m prefopt.cli sft --recipe recipes/demo/rft.yaml --set train.epochs=3 "${passes[@]}" \
+  --set "data.train=$out/pairs/best.jsonl" --set data.eval=null --set "train.output_dir=$out/passes_other/rft"
 
 # 2. Rounds: DPOP, DPO + SFT, IPO, and the control (continued SFT on each round's best answers).
-round_args=(--prompts "builtin:arith/prompts/train/$prompts/{round}" --rounds "$rounds" "${small[@]}" "${valid[@]}")
+round_args=(--prompts "builtin:arith/prompts/train/$prompts/{round}" --rounds "$rounds" --set train.epochs=1 "${small[@]}"
+            "${valid[@]}")
 for lr in $lrs; do
   "$PY" scripts/onpolicy_rounds.py --recipe recipes/demo/onpolicy.yaml "${round_args[@]}" --out "$out/rounds_dpop/lr=$lr" \
     --set "optim.lr=$lr" --set loss.variant=dpop --set loss.sft_weight=0
@@ -76,6 +90,6 @@ for shape in "256 2" "64 8"; do
     --param grpo.group_size --values "$group" "${gsmall[@]}" --set "grpo.rollout_prompts=$prompts_per_update"
 done
 
-for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft grpo grpo_shape; do
+for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape; do
   "$PY" scripts/collect_sweep.py "$out/$sweep" --metric eval/accuracy
 done

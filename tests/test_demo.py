@@ -20,6 +20,6 @@ def test_quick_demo_runs_end_to_end():
         assert summary["count"] == 40 and 0 <= summary["score45"] <= 1
     pairs = [json.loads(line) for line in (runs / "judge" / "pairs.jsonl").read_text().splitlines()]
     assert pairs and all(p["scores"]["chosen"] > p["scores"]["rejected"] for p in pairs)
-    for name, weight in (("dpo", 0.0), ("dpo_sft", 1.0)):  # the same pairs, with and without the SFT term
+    for name, weight in (("dpo", 0.0), ("dpo_sft", 2.0)):  # the same pairs, with and without the SFT term
         assert f"sft_weight: {weight}" in (runs / name / "recipe.yaml").read_text()
     assert (runs / "grpo" / "model" / "config.json").exists() and (runs / "three_d.png").exists()

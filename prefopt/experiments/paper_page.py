@@ -10,6 +10,8 @@ import json
 import statistics
 from pathlib import Path
 
+import yaml
+
 from prefopt.experiments.paper_report import (
     BEATS,
     REG_NAMES,
@@ -21,6 +23,16 @@ from prefopt.experiments.paper_report import (
     sweep_of,
     tables,
 )
+
+
+def _onpolicy_settings() -> str:
+    """The selected DPO + SFT settings as recipes/demo/onpolicy.yaml holds them (what the runs used)."""
+    from prefopt.experiments import REPO
+
+    recipe = yaml.safe_load((REPO / "recipes/demo/onpolicy.yaml").read_text())
+    passes = recipe["train"]["epochs"]
+    return (f"{'one pass' if passes == 1 else f'{passes} passes'} of DPO + SFT (λ {recipe['loss']['sft_weight']:g}, "
+            f"lr {recipe['optim']['lr']:.0e})".replace("e-0", "e-"))
 
 
 def reading(summaries: list[dict]) -> str:
@@ -159,7 +171,7 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         f"is `scripts/sweep_beta.sh --param beta_rejected --beta-chosen 0.1 --values "
         f"\"{' '.join(str(b) for b in settings['betas_rejected'])}\"`.",
         f"- **Selected settings** (chosen on the validation split by `scripts/select.sh`, see "
-        f"[selection.md](selection.md)): one pass of DPO + SFT (λ 1, lr 1e-4) over the pairs of 4 candidates for "
+        f"[selection.md](selection.md)): {_onpolicy_settings()} over the pairs of 4 candidates for "
         f"{settings['selected']['prompts']} training problems (`recipes/demo/onpolicy.yaml`); GRPO with the rule "
         f"reward for {settings['selected']['grpo_steps']} updates of 256 problems × 2 (`recipes/demo/grpo.yaml`); PPO "
         "with the rule reward (the demo's PPO settings, not searched). DPO + SFT and GRPO each have a control that "

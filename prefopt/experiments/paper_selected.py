@@ -2,9 +2,9 @@
 
 Settings come from the validation search (scripts/select.sh, docs/selection.md); every number here is on the test
 split. Per seed, from the same base as the paper-settings runs:
-  - 4 candidates for each of 1,500 training problems, judged into pairs; one pass of DPO + SFT over them
-    (recipes/demo/onpolicy.yaml) and, for as many steps, the control: continued SFT on the same problems' judged-best
-    answers (recipes/demo/rft.yaml);
+  - 4 candidates for each of 1,500 training problems, judged into pairs; DPO + SFT over them (recipes/demo/onpolicy.yaml:
+    its passes and λ) and, for as many steps, the control: continued SFT on the same problems' judged-best answers
+    (recipes/demo/rft.yaml);
   - GRPO with the rule reward (recipes/demo/grpo.yaml) and, for as many steps and 4 samples per problem as GRPO
     draws, continued SFT on the judged-best of the 4 answers to GRPO's problems (the RL path's control);
   - PPO with the rule reward (recipes/demo/ppo.yaml, the demo's PPO settings, not searched), beside the
