@@ -10,6 +10,7 @@ from prefopt import attention, lora, models, probe
 from prefopt.data.batching import cut
 from prefopt.data.collate import Collator
 from prefopt.data.loader import TokenizedData
+from prefopt.engine import build_frozen
 from prefopt.errors import UserError
 from prefopt.logprobs import sequence_logps, sequence_scores, to_device
 from prefopt.objectives import NEEDS_SCORES, Objective
@@ -53,8 +54,6 @@ def reference_of(recipe: Recipe, objective: Objective, policy, world: int):
         return None
     if lora.enabled(recipe):
         return policy
-    from prefopt.engine import build_frozen
-
     return build_frozen(models.load_reference(recipe, policy, world), recipe, world)
 
 

@@ -52,8 +52,7 @@ class Trainer:
         rank, world = eng.setup_distributed()
         written, (recipe, fast_path) = recipe, eng.for_world(recipe, world)  # the run dir keeps `written`
         preflight(recipe, objective, world)
-        self.run_dir = rundir.run_dir_of(recipe)
-        rundir.prepare(recipe, objective.name, resume)
+        self.run_dir = rundir.prepare(recipe, objective.name, resume)
         if rank == 0:  # first, so a crashed run is traceable; the header names the objective
             rundir.write_recipe(self.run_dir, objective.name, dump_recipe(written))
         recipe = builtin.resolved(recipe)  # from here on, every model and data path is a real one
