@@ -8,7 +8,9 @@
 #   bash benchmarks/gpu_session.sh 1.5b
 # It installs the wheels the GPU image lacks, checks the packed attention on this GPU first (gpu_check.py: no
 # figures if it fails), measures what `train.layout: shared_prompt` saves, what the LM head's chunk size costs at
-# the size's shape and what the bf16 optimizer step costs, and runs benchmarks/vs_trl.sh with the acceptance rows.
+# the size's shape and what the bf16 optimizer step costs, runs benchmarks/vs_trl.sh with the acceptance rows, then
+# a torch.profiler table of prefopt's best row (its top rows: where the GPU time goes) and rollout generation
+# (benchmarks/rollout_speed.py: sampling tokens/s against `generate`, a PPO update's generate/score/update split).
 # Logs and the table go under $OUT/<size> (or bench-logs/<size>).
 # RUNS, STEPS and the other vs_trl.sh / dpo_throughput.py variables pass through.
 set -uo pipefail
@@ -41,3 +43,8 @@ SIZE=$size "$py" benchmarks/master_step.py
 : "${RUNS:=trl:GC=1 trl:PRECOMPUTE=1,GC=0 prefopt:STAGE=0,PRECOMPUTE=1 prefopt:STAGE=3,PRECOMPUTE=1 \
 prefopt:STAGE=0,PRECOMPUTE=1,LAYOUT=shared_prompt prefopt:STAGE=0,GC=1}"
 RUNS=$RUNS SIZE=$size bash benchmarks/vs_trl.sh "$out" | tee "$out/table.txt"
+# Where the best row's GPU time goes: the profile's top rows (issue #28: matrix products against copies and syncs).
+PROFILE=1 SIZE=$size STAGE=0 PRECOMPUTE=1 STEPS=10 ROWS=${ROWS:-15} timeout 150 "$py" benchmarks/dpo_throughput.py \
+  2>&1 | grep -v '^\[' | tail -n $(( ${ROWS:-15} + 8 )) | tee "$out/profile.txt"
+# Rollout generation at the size's shape: prefopt's sampler against transformers' generate, and a PPO update's split.
+SIZE=$size timeout 180 "$py" benchmarks/rollout_speed.py 2>&1 | grep '^RESULT' | tee "$out/rollout.txt"

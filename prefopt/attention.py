@@ -9,6 +9,8 @@ unless the recipe names another (`model.attn_implementation`). A packed batch (p
   CPU   PyTorch SDPA once per sequence, causal, on its slice of the row (no cross-sequence mask is ever built);
         also on a GPU for fp32 (`train.precision: fp32`), attention dropout, or a torch whose `varlen_attn` is
         missing or lacks a keyword the call needs (`kernel_options`).
+Grouped-query K/V heads are read in place on both paths (`enable_gqa`), never repeated per query group, and a
+packed forward reads no device value back to the host (`packed_mask`, the collator's host lengths).
 A `shared_prompt` batch adds `shared_kv_index` and `cu_seq_lens_k`: every block's keys are gathered (a rejected
 response's: its prompt's, then its own), and a block with more keys than queries is causal from the bottom right.
 Sliding-window layers (Mistral, Gemma) keep their window in both paths, with transformers' rule.
@@ -30,7 +32,8 @@ NAME = "prefopt_varlen"
 def varlen_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
     """transformers' attention-function signature: query [B, H, T, D] -> output [B, T, H, D]."""
     cu = kwargs.pop("cu_seq_lens_q", None)
-    if cu is None or attention_mask is not None or kwargs.get("past_key_values") is not None:
+    prepared = attention_mask is None or attention_mask.numel() == 0  # None, or PACKED (packed_mask below)
+    if cu is None or not prepared or kwargs.get("past_key_values") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     cu_k, longest_q, longest_k = kwargs.get("cu_seq_lens_k", cu), kwargs.get("max_length_q"), kwargs.get("max_length_k")
@@ -43,21 +46,37 @@ def varlen_attention(module, query, key, value, attention_mask, dropout: float =
     options = kernel_options(kernel, window, scaling, query.shape[-1]) if kernel is not None else None
     if options is not None:
         return flash_varlen(kernel, query, key, value, cu, cu_k, longest_q, longest_k, options), None
-    # `split`, not a slice per sequence: one slice's backward writes a zero tensor the size of the whole row
-    q_sizes = _lengths(cu)
-    k_sizes = q_sizes if cu_k is cu else _lengths(cu_k)  # one host copy of the bounds where they are the same
+    # `split`, not a slice per sequence: one slice's backward writes a zero tensor the size of the whole row. The
+    # sizes come from the collator as host integers; reading them off `cu` would wait on the device.
+    q_sizes = list(kwargs.get("seq_lens_q") or _lengths(cu))
+    k_sizes = list(kwargs.get("seq_lens_k") or (q_sizes if cu_k is cu else _lengths(cu_k)))
     parts = []
     for q, k, v in zip(query.split(q_sizes, dim=2), key.split(k_sizes, dim=2), value.split(k_sizes, dim=2)):
         queries, keys = q.shape[2], k.shape[2]
         plain = queries == keys and (window is None or keys <= window)  # SDPA's own causal mask is enough
         mask = None if plain else block_mask(queries, keys, window, query.device)
-        parts.append(sdpa_attention_forward(module, q, k, v, mask, dropout=dropout, scaling=scaling,
-                                            is_causal=plain)[0])
+        parts.append(sdpa(q, k, v, mask, plain, dropout, scaling))
     return torch.cat(parts, dim=1), None
 
 
+def sdpa(query, key, value, mask, causal: bool, dropout: float, scaling) -> torch.Tensor:
+    """PyTorch SDPA on [B, H, T, D] -> [B, T, H, D], grouped-query heads read in place (`enable_gqa`: no K/V
+    copy per query group, with or without a mask; transformers' wrapper repeats them whenever there is a mask)."""
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, dropout_p=dropout, is_causal=causal, scale=scaling,
+        enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2)
+
+
+def packed_mask(device) -> torch.Tensor:
+    """The `attention_mask` of a packed forward: an empty 4-D mask, which transformers passes through as prepared
+    (so it neither builds a mask nor scans `position_ids` for packed sequences, a host read) and which
+    `varlen_attention` reads as "no mask: the sequence bounds say it all"."""
+    return torch.ones(1, 1, 0, 0, dtype=torch.bool, device=device)
+
+
 def _lengths(cu: torch.Tensor) -> list[int]:
-    """Sequence lengths from cumulative bounds [0, n1, n1 + n2, ...] (they cover the whole row)."""
+    """Sequence lengths from cumulative bounds [0, n1, n1 + n2, ...], for callers that give no host lengths."""
     bounds = cu.tolist()
     return [b - a for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -85,13 +104,17 @@ def flash_varlen(kernel, query, key, value, cu_q, cu_k, longest_q, longest_k, op
 
     Where a block has more keys than queries (a rejected response after its shared prompt), the kernel's causal
     mask is aligned to the bottom right, as flash attention defines it; benchmarks/gpu_check.py checks this.
-    `options` come from `kernel_options`.
+    `options` come from `kernel_options`; grouped-query K/V heads are repeated only for a kernel without
+    `enable_gqa` (older torch), and the longest blocks are the collator's host integers.
     """
-    groups = query.shape[1] // key.shape[1]  # grouped-query attention: repeat the shared K/V heads
-    k, v = (x.repeat_interleave(groups, dim=1) if groups > 1 else x for x in (key, value))
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1 and "enable_gqa" in _parameters(kernel):
+        options = {**options, "enable_gqa": True}
+    elif groups > 1:
+        key, value = (x.repeat_interleave(groups, dim=1) for x in (key, value))
     longest_q = int(longest_q or (cu_q[1:] - cu_q[:-1]).max())
     longest_k = int(longest_k or (cu_k[1:] - cu_k[:-1]).max())
-    out = kernel(query[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu_q.to(torch.int32),
+    out = kernel(query[0].transpose(0, 1), key[0].transpose(0, 1), value[0].transpose(0, 1), cu_q.to(torch.int32),
                  cu_k.to(torch.int32), longest_q, longest_k, **options)
     return out.unsqueeze(0)
 

@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from prefopt.attention import NAME as ATTENTION
+from prefopt.attention import packed_mask
 from prefopt.data.batch import Batch
 from prefopt.engine import partitioned
 from prefopt.lora import base_model
@@ -156,12 +158,18 @@ def hidden_states(body, batch: Batch) -> Tensor:
     nothing is generated here)."""
     if batch.packed:  # no mask: positions and sequence bounds drive the variable-length attention
         bounds = dict(cu_seq_lens_q=batch.cu_seq_lens_q, cu_seq_lens_k=batch.cu_seq_lens_q,
-                      max_length_q=batch.max_length_q, max_length_k=batch.max_length_q)
+                      max_length_q=batch.max_length_q, max_length_k=batch.max_length_q, seq_lens_q=batch.seq_lens_q,
+                      seq_lens_k=batch.seq_lens_q)
         if batch.shared_kv_index is not None:  # shared prompts: each block's keys, gathered
             bounds.update(shared_kv_index=batch.shared_kv_index, cu_seq_lens_k=batch.cu_seq_lens_k,
-                          max_length_k=batch.max_length_k)
+                          max_length_k=batch.max_length_k, seq_lens_k=batch.seq_lens_k)
+        # prefopt's attention takes an empty 4-D mask as "prepared": transformers then skips its scan of
+        # position_ids for packed sequences, whose answer it reads back to the host (a sync in every forward).
+        # Another attention (model.attn_implementation) gets no mask and that scan, which it relies on.
+        implementation = getattr(getattr(body, "config", None), "_attn_implementation", None)
+        mask = packed_mask(batch.input_ids.device) if implementation == ATTENTION else None
         return body(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False,
-                    **bounds).last_hidden_state
+                    attention_mask=mask, **bounds).last_hidden_state
     no_cache = {"use_cache": False} if hasattr(getattr(body, "config", None), "use_cache") else {}  # not the toy
     return body(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **no_cache).last_hidden_state
 

@@ -41,7 +41,12 @@ class MasterWeightAdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """Clip by the global fp32 norm, then per slice: fp32 gradients, AdamW on the masters, copy to weights."""
+        """Clip by the global fp32 norm, then per slice: its fp32 gradients, AdamW on its masters, copy to weights.
+
+        A slice's gradients go to fp32 in one flat buffer (one multi-tensor copy converts them all), are clipped
+        with one multiply, and its masters step with AdamW's multi-tensor kernels (the fused one where the engine asks
+        for it: on a GPU). A few launches a slice, never one per parameter.
+        """
         present = [w.grad for w in self.weights if w.grad is not None]
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(present, 2.0, dtype=torch.float32))) \
             if present else torch.zeros((), device=self.masters[0].device)
@@ -53,15 +58,22 @@ class MasterWeightAdamW(torch.optim.Optimizer):
         # DeepSpeed's clip: divide by (norm + 1e-6) / max_norm when that exceeds 1
         scale = (self.max_grad_norm / (norm + 1e-6)).clamp(max=1.0) if self.max_grad_norm > 0 else None
         for first, end in self.slices:
-            masters = self.masters[first:end]
-            for weight, master in zip(self.weights[first:end], masters):
-                master.grad = torch.zeros_like(master) if weight.grad is None else weight.grad.to(torch.float32)
+            weights, masters = self.weights[first:end], self.masters[first:end]
+            flat = torch.empty(sum(m.numel() for m in masters), dtype=torch.float32, device=masters[0].device)
+            grads = [view.view_as(m) for view, m in zip(flat.split([m.numel() for m in masters]), masters)]
+            given = [(grad, w.grad) for grad, w in zip(grads, weights) if w.grad is not None]
+            if len(given) < len(grads):  # a missing gradient counts as zero (as in ZeRO's partitions)
+                flat.zero_()
+            if given:
+                torch._foreach_copy_(*map(list, zip(*given)))  # bf16 -> fp32, the whole slice at once
             if scale is not None:
-                torch._foreach_mul_([m.grad for m in masters], scale)
+                flat.mul_(scale)
+            for master, grad in zip(masters, grads):
+                master.grad = grad
             self.optimizer.step()  # steps only the masters holding a gradient: this slice
             for master in masters:
                 master.grad = None
-            torch._foreach_copy_(self.weights[first:end], masters)
+            torch._foreach_copy_(weights, masters)
         return None
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -146,7 +146,7 @@ class PairStep(Step):
         for i, batch in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             engine.set_gradient_accumulation_boundary(last)
-            real = float(batch.attention_mask.sum())
+            real = float(batch.tokens)  # a host count: nothing in a step waits on the device (tests/test_sync.py)
             # tokens/s counts every sequence's tokens: a shared prompt (layout shared_prompt), computed once,
             # still counts for both sides, as in the other layouts (and in TRL's count)
             tokens += real + batch.shared_tokens

@@ -61,6 +61,7 @@ def test_packing_is_refused_when_the_attention_lets_sequences_see_each_other(rec
 
     def leaky(module, query, key, value, attention_mask, **kwargs):  # the whole packed row as one sequence
         kwargs.pop("cu_seq_lens_q", None)
+        attention_mask = None if attention_mask is not None and attention_mask.numel() == 0 else attention_mask
         return attention.sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
     monkeypatch.setattr(attention, "varlen_attention", leaky)

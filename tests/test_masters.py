@@ -1,5 +1,6 @@
 """MasterWeightAdamW: AdamW on fp32 masters of bf16 weights, a bounded slice of fp32 gradients at a time."""
 
+import collections
 import copy
 
 import pytest
@@ -133,3 +134,33 @@ def test_a_state_written_by_deepspeeds_stage0_wrapper_loads():
     for mine, their in zip(ours.masters, theirs):
         for key in ("exp_avg", "exp_avg_sq", "step"):
             assert torch.equal(ours.state[mine][key], engine.optimizer.optimizer.state[their][key])
+
+
+def test_a_step_launches_as_many_kernels_for_forty_parameters_as_for_four():
+    """The step after the first (which creates AdamW's moments): the ops run per slice (a multi-tensor copy into
+    fp32, one clip multiply, AdamW's fused step, the copy back) do not multiply with the parameter count; only
+    `view`s (metadata, no kernel) do. Per-parameter conversions, as before 2026-12-01, made 4 and 40 differ."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.count = collections.Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count[str(func)] += 1
+            return func(*args, **(kwargs or {}))
+
+    launched = {}
+    for n in (4, 40):
+        weights = bf16_weights(*[(5,)] * n)
+        # fused, as prefopt/engine.py asks for on a GPU (the CPU's default AdamW loops over the parameters)
+        opt = MasterWeightAdamW(weights, 1.0, 2**20, lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, fused=True)
+        for _ in range(2):
+            for w in weights:
+                w.grad = torch.randn(5).to(torch.bfloat16)
+            with Ops() as ops:
+                opt.step()
+        launched[n] = {op: k for op, k in ops.count.items() if not op.startswith(("aten.view", "profiler"))}
+    assert launched[4] == launched[40], launched
+    assert launched[4]["aten._foreach_copy_.default"] == 2

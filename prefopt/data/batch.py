@@ -6,7 +6,8 @@ and rollouts). `layout` says how they sit in the tensors: `padded` (a row per se
 to end in one row, with `position_ids`, `segment` and the cumulative lengths `cu_seq_lens_q`) or `shared_prompt`
 (packed, each pair's prompt computed once: `shared_kv_index`, `cu_seq_lens_k` and `predictor` say which keys each
 block attends to and which position predicts each token). `split_rows` is the one place that reads the row layout
-back.
+back. Every size a step needs (token counts, block lengths and their maxima) is also held as host integers, so that
+no step reads a device tensor back to learn a shape (a host synchronisation on a GPU; tests/test_sync.py).
 """
 
 from __future__ import annotations
@@ -30,17 +31,20 @@ class Batch:
     n_pairs: int  # examples with two rows each (paired, unpaired); 0 for single rows
     rows: str  # "paired", "unpaired" or "single"
     layout: str  # "padded", "packed" or "shared_prompt"
+    tokens: int = 0  # real (not padding) tokens, counted on the host: reading them never waits on the device
     # packed and shared_prompt
     position_ids: Optional[Tensor] = None
     segment: Optional[Tensor] = None  # each token's sequence (-1: padding)
     n_seqs: int = 0
     cu_seq_lens_q: Optional[Tensor] = None
     max_length_q: int = 0
+    seq_lens_q: tuple[int, ...] = ()  # the blocks' lengths on the host (cu_seq_lens_q's differences)
     # shared_prompt
     predictor: Optional[Tensor] = None  # the position whose hidden state predicts each token
     shared_kv_index: Optional[Tensor] = None
     cu_seq_lens_k: Optional[Tensor] = None
     max_length_k: int = 0
+    seq_lens_k: tuple[int, ...] = ()  # the blocks' key counts on the host
     shared_tokens: int = 0  # prompt tokens computed once but counted for both sides (tokens/s)
     # per example
     labels: Optional[Tensor] = None  # unpaired: True where the completion is desirable

@@ -18,6 +18,8 @@ packs preference pairs with each prompt once (`Collator._shared`); other data pa
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from prefopt.data.batch import Batch
@@ -139,7 +141,7 @@ class Collator:
         ids = torch.tensor([p + r + [self.pad_id] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
         attn = torch.tensor([[1] * (len(p) + len(r)) + [0] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
         comp = torch.tensor([[0] * len(p) + [1] * len(r) + [0] * k for (p, r), k in zip(rows, pad)], dtype=torch.long)
-        return {"input_ids": ids, "attention_mask": attn, "completion_mask": comp}
+        return {"input_ids": ids, "attention_mask": attn, "completion_mask": comp, "tokens": width * len(rows) - sum(pad)}
 
     def _packed(self, rows: list[tuple[list, list]]) -> dict:
         """All sequences end to end in one row (padded to `pad_to_multiple_of` only, as one more segment)."""
@@ -154,9 +156,11 @@ class Collator:
             cu.append(cu[-1] + n)
         pos = [j for n in lengths + ([pad] if pad else []) for j in range(n)]
         row = lambda x: torch.tensor([x], dtype=torch.long)
+        blocks = tuple(lengths + ([pad] if pad else []))
         return {"input_ids": row(ids), "attention_mask": row([1] * total + [0] * pad), "completion_mask": row(comp),
-                "position_ids": row(pos), "segment": row(seg), "n_seqs": len(rows),
-                "cu_seq_lens_q": torch.tensor(cu, dtype=torch.int32), "max_length_q": max(lengths + [pad])}
+                "position_ids": row(pos), "segment": row(seg), "n_seqs": len(rows), "tokens": total,
+                "cu_seq_lens_q": torch.tensor(cu, dtype=torch.int32), "max_length_q": max(blocks),
+                "seq_lens_q": blocks}
 
 
     def _shared(self, examples: list[dict]) -> dict:
@@ -171,7 +175,7 @@ class Collator:
         n, prompts = len(examples), [ex["prompt_ids"] for ex in examples]
         fields = self._packed([(p, ex["chosen_ids"]) for p, ex in zip(prompts, examples)] +
                              [([], ex["rejected_ids"]) for ex in examples])
-        cu = fields["cu_seq_lens_q"].tolist()
+        cu = [0, *itertools.accumulate(fields["seq_lens_q"])]
         pos, predictor = fields["position_ids"][0].tolist(), list(range(-1, cu[-1] - 1))
         kv, cu_k = [], [0]
         for block, (a, b) in enumerate(zip(cu[:-1], cu[1:])):
@@ -186,7 +190,7 @@ class Collator:
         keys = [y - x for x, y in zip(cu_k[:-1], cu_k[1:])]
         fields.update(position_ids=torch.tensor([pos]), predictor=torch.tensor([predictor]),
                      shared_kv_index=torch.tensor(kv), cu_seq_lens_k=torch.tensor(cu_k, dtype=torch.int32),
-                     max_length_k=max(keys), shared_tokens=sum(map(len, prompts)))
+                     max_length_k=max(keys), seq_lens_k=tuple(keys), shared_tokens=sum(map(len, prompts)))
         return fields
 
 
