@@ -20,30 +20,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dpo_throughput import build  # noqa: E402
+from sampling_speed import timed  # noqa: E402
 
 from prefopt.sampling import sample  # noqa: E402
-
-
-def timed(fn, repeats: int = 3) -> tuple[float, torch.Tensor]:
-    """Median seconds of `repeats` calls after one warm-up, and the last call's output."""
-    fn()
-    seconds = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), out
 
 
 def sampling(model_dir: Path, size: str, prompts: int, n: int, max_new: int) -> None:

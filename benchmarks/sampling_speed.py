@@ -20,12 +20,17 @@ from prefopt.tasks import arith
 
 
 def timed(fn, repeats: int = 3) -> tuple[float, torch.Tensor]:
-    """Median seconds of `repeats` calls after one warm-up, and the last call's output."""
+    """Median seconds of `repeats` calls after one warm-up, and the last call's output (on a GPU, each call is
+    timed to the end of its kernels)."""
     fn()
     seconds = []
     for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         start = time.perf_counter()
         out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds), out
 
