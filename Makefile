@@ -46,8 +46,10 @@ slurm:
 	elif [ -x "$(SLURM_SCRIPTS)/start_local_slurm.sh" ]; then bash "$(SLURM_SCRIPTS)/start_local_slurm.sh"; \
 	else echo "slurm: no controller and no $(SLURM_SCRIPTS)/start_local_slurm.sh; the Slurm tests will fail" >&2; fi
 
+# Most tests are one Python process on one core (tiny models, process start-up, DeepSpeed set-up), so two workers
+# per two cores nearly halve the wall time; tests/conftest.py splits the cores' threads between the workers.
 test: warm slurm
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto --maxprocesses 4
 
 lint: install
 	$(VENV)/bin/ruff check prefopt tests scripts benchmarks
