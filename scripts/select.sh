@@ -8,7 +8,8 @@
 #      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2), and DPO, IPO and the control at 3 passes;
 #   2. three on-policy rounds (scripts/onpolicy_rounds.py) of DPOP, DPO + SFT and IPO at lr 3e-5, 1e-4, 3e-4, and
 #      of the continued-SFT control (best answers only) at the same rates;
-#   3. GRPO: lr × rollout shape (128 prompts × 4, or 256 × 2), 100 updates (scripts/sweep.sh).
+#   3. GRPO: lr × rollout shape (128 prompts × 4, 256 × 2 or 64 × 8), 100 updates (scripts/sweep.sh); then hotter
+#      rollouts (temperature 1.5, 2.0).
 # Then scripts/collect_sweep.py ranks each sweep by eval/accuracy; docs/paper.md quotes the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ mkdir -p "$out"
 "$PY" -m prefopt.cli generate --recipe recipes/demo/onpolicy.yaml --set "data.train=builtin:arith/prompts/train/$prompts/100" \
   --set "train.output_dir=$out/pairs" "${small[@]}"
 "$PY" -m prefopt.cli judge --recipe recipes/demo/onpolicy.yaml --set "judge.input=$out/pairs/generations.jsonl" \
-  --set "train.output_dir=$out/pairs"
+  --set "train.output_dir=$out/pairs" "${small[@]}"
 pairs=$out/pairs/pairs.jsonl
 for cmd in dpo ipo; do  # the recipe's loss is DPO + SFT: sft_weight 0 for these
   variants=(--param loss.variant --values "dpo dpop")
@@ -89,7 +90,18 @@ for shape in "256 2" "64 8"; do
   bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_shape" --name select-grpo-shape \
     --param grpo.group_size --values "$group" "${gsmall[@]}" --set "grpo.rollout_prompts=$prompts_per_update"
 done
+# 3b. Exploration: the base samples almost deterministically (most 2-answer groups score the same and carry no
+#     signal), so hotter rollouts at 256 × 2, and at 64 × 8.
+for shape in "256 2" "64 8"; do
+  read -r prompts_per_update group <<< "$shape"
+  temperatures="1.5 2.0"
+  [ "$group" = 8 ] && temperatures=1.5
+  [ "$quick" = 1 ] && prompts_per_update=$((16 / group)) temperatures=1.5
+  bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_explore" --name select-grpo-explore \
+    --param grpo.group_size --values "$group" --param grpo.temperature --values "$temperatures" "${gsmall[@]}" \
+    --set "grpo.rollout_prompts=$prompts_per_update"
+done
 
-for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape; do
+for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape grpo_explore; do
   "$PY" scripts/collect_sweep.py "$out/$sweep" --metric eval/accuracy
 done

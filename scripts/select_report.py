@@ -69,6 +69,9 @@ def passes(root: Path) -> list[str]:
 
 def rounds(root: Path) -> list[str]:
     lines = ["| rounds of | lr | validation accuracy after rounds 0, 1, 2 (base first) |", "|---|---|---|"]
+    rates = sorted({p.name for family in ROUND_FAMILIES for p in (root / family).glob("lr=*")})
+    missing = [f"{name} at {rate[3:]}" for family, name in ROUND_FAMILIES.items() for rate in rates
+               if not (root / family / rate / "rounds.json").exists()]
     for family, name in ROUND_FAMILIES.items():
         for run in sorted(p for p in (root / family).glob("lr=*") if (p / "rounds.json").exists()):
             summary = json.loads((run / "rounds.json").read_text())
@@ -76,6 +79,8 @@ def rounds(root: Path) -> list[str]:
             lines.append(f"| {name} | {run.name[3:]} | " + " → ".join(f"{a:.3f}" for a in accs) + " |")
             if family != "rounds_rft":
                 ENDS["preference"].append((accs[-1], f"{name}, {len(summary)} rounds, lr {run.name[3:]}"))
+    if missing:  # a run that did not finish is said, not left out silently
+        lines += ["", "Did not finish in this run (left out of the ranking): " + ", ".join(missing) + "."]
     return lines
 
 
@@ -84,10 +89,10 @@ def grpo(root: Path, figure: Path) -> list[str]:
 
     lines = ["| GRPO | validation accuracy every 25 updates |", "|---|---|"]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for sweep in ("grpo", "grpo_shape"):
-        for run in sorted(p for p in (root / sweep).iterdir() if (p / "metrics.jsonl").exists()):
+    for sweep in ("grpo", "grpo_shape", "grpo_explore"):
+        for run in sorted(p for p in (root / sweep).glob("*") if (p / "metrics.jsonl").exists()):
             acc = _accuracy(run)
-            label = _swept(run, ("optim.lr", "grpo.rollout_prompts", "grpo.group_size"))
+            label = _swept(run, ("optim.lr", "grpo.rollout_prompts", "grpo.group_size", "grpo.temperature"))
             lines.append(f"| {label} | " + " → ".join(f"{a:.3f}" for _, a in acc) + " |")
             ENDS["rl"].append((acc[-1][1], f"GRPO, {label}"))
             ax.plot([s for s, _ in acc], [100 * a for _, a in acc], marker="o", label=label)
@@ -125,11 +130,12 @@ def main() -> None:
         "its own data) at 3 passes. A pass is about 20 steps at batch 32.", "", *passes(args.root), "",
         "## Three on-policy rounds", "",
         "Each round: 4 candidates for 1,500 new training problems from the last round's model, one pass over its "
-        "pairs against the model the round started from (the control trains on each round's best answers). The "
-        "rounds of DPO + SFT and IPO at lr 3e-4 are missing from this run: they were cut short, and 3e-4 was the "
-        "worst rate of every family that ran it.", "",
+        "pairs against the model the round started from (the control trains on each round's best answers).", "",
         *rounds(args.root), "",
-        "## GRPO, rule reward, 100 updates", "", *grpo(args.root, figure), "",
+        "## GRPO, rule reward, 100 updates", "",
+        "The learning rate at 128 problems × 4 answers an update; then the same 512 answers as 256 × 2 and 64 × 8; "
+        "then hotter rollouts (temperature 1.5 and 2.0), since the base samples almost deterministically and most "
+        "groups of equal answers carry no signal (docs/paper.md's reading).", "", *grpo(args.root, figure), "",
         f"![GRPO validation curves]({figure.relative_to(args.docs).as_posix()})", "",
         "## What was chosen", "",
         "The rule: per family, the run with the best validation accuracy at its end (a run's best step would need "

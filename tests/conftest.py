@@ -18,6 +18,11 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # `make test` runs workers side b
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
+def pytest_collection_modifyitems(items):
+    """The slow pipelines first (a stable sort): on two workers they then overlap rather than run last, alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_path() -> str:
     from prefopt import builtin

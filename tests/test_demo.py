@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, clean_env
 
 
+@pytest.mark.slow
 def test_quick_demo_runs_end_to_end():
     env = {**clean_env(), "DEMO_QUICK": "1", "PYTHON": sys.executable}
     res = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env,

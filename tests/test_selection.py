@@ -98,6 +98,7 @@ def test_judge_writes_the_best_answers_for_the_control(tmp_path):
     assert counts["best answers"] == 2 and counts["kept"] == 1  # prompt 2's candidates are all equal: no pair
 
 
+@pytest.mark.slow
 def test_a_sweep_over_two_keys_is_ranked_by_a_validation_metric(tmp_path):
     """scripts/sweep.sh runs the grid lr × steps, collect_sweep.py ranks it by eval/score's best evaluation and
     prints the winner's overrides."""

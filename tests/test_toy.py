@@ -33,6 +33,7 @@ def test_pretraining_fits_every_scenario():
         torch.testing.assert_close(model.response_probs().detach(), toy.target_probs(scenario), atol=2e-3, rtol=0)
 
 
+@pytest.mark.slow
 def test_paper_claims_on_three_seeds(tmp_path):
     per_seed = run_seeds([0, 1, 2], tmp_path, root=ROOT)
     for seed, result in per_seed.items():

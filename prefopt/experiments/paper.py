@@ -3,7 +3,8 @@
 `python -m prefopt.experiments.paper --seeds 0 1 2` (what scripts/paper.sh runs). Per seed, from `builtin:arith-base/SEED`:
   1. held-out accuracy of the base (and of the weaker `builtin:arith-weak/SEED`, the paper's "another model");
   2. 8 candidates per training prompt from both models, judged into the four scenarios' pairs (Table 4);
-  3. vanilla DPO on each scenario (Tables 1 and 2); DPO + SFT, IPO and SLiC on scenario 1's pairs (Table 10);
+  3. vanilla DPO on each scenario (Tables 1 and 2); DPO + SFT, IPO and SLiC on scenario 1's pairs (Table 10), and
+     their control, SFT on the same pairs' chosen answers at the same settings;
      the β⁻ sweep with β⁺ fixed, through scripts/sweep_beta.sh (Figure 9; β⁻ = 0.05 is the flex-β row);
   4. a reward model and DPO on the same pairs, scored on held-out judged pairs during training (Figure 4);
   5. PPO against that reward model (Table 3), with the 3D metrics on scenario 1's pairs;
@@ -139,6 +140,11 @@ class Seed:
             rows = self.train(command, "recipes/demo/dpo.yaml", name, files["scenario1"], files["scenario1"],
                               s.dpo_steps, *paper, *sets)
             summary["regularisers"][name] = {**_table1(rows), **self.accuracy(self.dir / name / "model", f"eval_{name}")}
+        # their control: SFT on the same pairs' chosen answers, one pass at the same rate (a few small steps toward
+        # the model's own right answers may be all that moves a 1,000-problem rate)
+        self.train("sft", "recipes/demo/dpo.yaml", "sft_control", files["scenario1"], "null", s.dpo_steps, *paper,
+                   "data.fields.completion=chosen")
+        summary["paper_control"] = self.accuracy(self.dir / "sft_control" / "model", "eval_sft_control")
         summary["sweep"] = self.sweep(files["scenario1"])
         summary["regularisers"]["flex_beta"] = summary["sweep"][str(s.flex_beta_rejected)]
         summary["stability"] = self.stability(files["scenario1"], heldout)

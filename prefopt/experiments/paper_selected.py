@@ -54,7 +54,8 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     grpo_sets = ["train.micro_batch_size=16", "grpo.rollout_prompts=8", "grpo.max_new_tokens=12"] if quick else []
     rows = seed.train("grpo", "recipes/demo/grpo.yaml", "grpo", problems, eval_pairs, sizes.grpo_steps, *grpo_sets)
     out["grpo"] = {**seed.accuracy(seed.dir / "grpo" / "model", "eval_grpo"), "curves": _curves(rows, THREE_D),
-                   "train_accuracy": _curves(rows, ("grpo/accuracy",))["grpo/accuracy"]}
+                   "train_accuracy": _curves(rows, ("grpo/accuracy",))["grpo/accuracy"],
+                   "rollouts": _curves(rows, ("grpo/zero_std_frac", "grpo/entropy"))}
     _, best = _candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
     answers = sum(1 for _ in best.open())
     seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps,

@@ -101,6 +101,7 @@ def test_beta_sweep_as_job_array_and_collect(tmp_path):
         subprocess.run(["rm", "-rf", str(root)])
 
 
+@pytest.mark.slow
 def test_requeued_job_resumes_to_the_same_final_loss(tmp_path):
     r = tiny_recipe(tmp_path, steps=30)
     straight = sbatch("--cpus-per-task=2", f"--output={tmp_path}/straight-%j.out", "scripts/slurm/prefopt.sbatch",
