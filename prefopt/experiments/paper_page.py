@@ -16,10 +16,10 @@ from prefopt.experiments.paper_report import (
     REG_NAMES,
     SCENARIOS,
     SELECTED,
-    _ms,
     accuracy_of,
     beats_table,
     claims_table,
+    mean_sd,
     stat,
     sweep_of,
     tables,
@@ -111,8 +111,8 @@ def _limits(summaries: list[dict]) -> list[str]:
         f"entropy is {over('grpo/entropy'):.2f} nats per token: the SFT base samples almost deterministically, so "
         "most problems give GRPO nothing to compare, while its control trains on every problem's best right answer.",
         "- **The selected DPO + SFT on answers it did not train on.** On scenario 1's pairs (other problems, other "
-        f"answers), its Δ log π(chosen) ends at {_ms(chosen, '+.2f')} nats and Δ log π(rejected) at "
-        f"{_ms(rejected, '+.2f')}; GRPO's Δ log π(chosen) there ends at {_ms(grpo_chosen, '+.2f')}. " +
+        f"answers), its Δ log π(chosen) ends at {mean_sd(chosen, '+.2f')} nats and Δ log π(rejected) at "
+        f"{mean_sd(rejected, '+.2f')}; GRPO's Δ log π(chosen) there ends at {mean_sd(grpo_chosen, '+.2f')}. " +
         ("The chosen side falls on unseen right answers too (the paper's Degradation, dispersed onto other "
          "problems): the pairs' push on a final digit is a push on the same digit where it is right elsewhere."
          if statistics.mean(chosen) < 0 else "The chosen side holds on unseen right answers."),

@@ -86,7 +86,7 @@ CLAIMS = [
 ]
 
 
-# Does each method improve its base (held-out 4-5-point rate, pp)? And do the selected ones beat their control?
+# Does each method improve its base (held-out 4-5-point rate, pp)? And does it beat its control?
 PAPER_RUNS = [  # the DPO family at the paper's settings (one pass over scenario 1's pairs, lr 1e-5)
     ("DPO, paper settings (scenario 1)", lambda s: s["scenarios"]["scenario1"]),
     ("DPO + SFT, paper settings", lambda s: s["regularisers"]["dpo_sft"]),
@@ -119,7 +119,7 @@ def _verdict(values: list[float]) -> tuple[str, str]:
     mean, held = statistics.mean(values), sum(v > 0 for v in values)
     verdict = "holds" if held == len(values) and mean > sd else "does not hold" if held == 0 else \
         f"not beyond the spread ({held}/{len(values)} seeds above)"
-    return _ms(values, "+.1f"), verdict
+    return mean_sd(values, "+.1f"), verdict
 
 
 def beats_table(summaries: list[dict]) -> str:
@@ -171,12 +171,13 @@ def claims_table(summaries: list[dict]) -> str:
         cells = [f"{v:+.2f}" for v in c["values"]]
         sd = statistics.stdev(c["values"]) if len(c["values"]) > 1 else 0.0
         beyond = "yes" if abs(statistics.mean(c["values"])) > sd else "no"
-        lines.append(f"| {c['claim']} | {c['statistic']} | " + " | ".join(cells) + f" | {_ms(c['values'], '+.2f')} | "
+        lines.append(f"| {c['claim']} | {c['statistic']} | " + " | ".join(cells) + f" | {mean_sd(c['values'], '+.2f')} | "
                      f"{beyond} | **{c['verdict']}** |")
     return "\n".join(lines)
 
 
-def _ms(values: list, fmt: str = ".1f") -> str:
+def mean_sd(values: list, fmt: str = ".1f") -> str:
+    """Per-seed values as "mean ± sd" for the page's tables and sentences ("n/a" when a run has no such value)."""
     if any(v is None for v in values):  # e.g. SLiC's Δ: it has no reference model
         return "n/a"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -185,7 +186,7 @@ def _ms(values: list, fmt: str = ".1f") -> str:
 
 def stat(entries: list[dict], key: str, scale: float = 1.0, fmt: str = ".1f") -> str:
     """mean ± sd over seeds of one number of the entries (one entry per seed)."""
-    return _ms([None if e[key] is None else scale * e[key] for e in entries], fmt)
+    return mean_sd([None if e[key] is None else scale * e[key] for e in entries], fmt)
 
 
 def tables(summaries: list[dict]) -> str:
