@@ -9,11 +9,12 @@ One loop step is one rollout, then `grpo.epochs` passes of minibatch updates:
      old log-probs and entropies of the policy (logits / T); the reference's log-probs when `grpo.kl_coef` > 0,
      and on logging steps for the `grpo/kl_ref` metric
   3. advantages per group (prefopt/group_rl.py); a group whose rewards are all equal has none: counted in
-     `grpo/zero_std_frac` and, with `grpo.skip_equal_groups`, left out of the update altogether
+     `grpo/zero_std_frac` and, with `grpo.skip_equal_groups`, left out of the update (but for SFT targets, below)
   4. the rollout, the same on every rank, is permuted with one seed per update and dealt into
      rollout_prompts·G / (micro_batch_size·grad_accum·ranks) minibatches; each rank takes its contiguous part of
-     each, in `grad_accum` micro-batches; the clipped surrogate (+ kl_coef·k3) is averaged over the whole
-     minibatch as `grpo.loss_agg` says, and the policy steps once per minibatch
+     each, in `grad_accum` micro-batches; the clipped surrogate (+ kl_coef·k3, + sft_weight·(-log π) on the
+     responses whose reward reaches sft_min_reward: an SFT term on the rollout's right answers) is averaged over
+     the whole minibatch as `grpo.loss_agg` says, and the policy steps once per minibatch
 Dropout is off throughout, so the first minibatch of every update has a ratio of exactly 1.
 """
 
@@ -121,11 +122,13 @@ class GRPOStep(rollout.RolloutStep):
         groups = torch.tensor([s["group"] for s in shared])
         advantages = group_rl.group_advantages(rewards, groups, self.config.advantage)
         equal = group_rl.equal_groups(rewards, groups)
-        for s, a, e in zip(shared, advantages.tolist(), equal.tolist()):
-            s["advantage"], s["equal_group"] = a, e
+        sft = (rewards >= self.config.sft_min_reward) & (self.config.sft_weight > 0)
+        for s, a, e, target in zip(shared, advantages.tolist(), equal.tolist(), sft.tolist()):
+            s["advantage"], s["equal_group"], s["sft"] = a, e, target
         lengths = torch.tensor([float(len(s["completion_ids"])) for s in shared])
         stats = {"grpo/reward_mean": rewards.mean(), "grpo/reward_std": group_rl.group_std(rewards, groups).mean(),
                  "grpo/zero_std_frac": equal.double().mean(),  # groups are of equal size: a share of responses
+                 "grpo/sft_frac": sft.double().mean(),
                  "grpo/score_failures": torch.tensor([float(s["failed"]) for s in shared]).sum(),
                  "response/length_mean": lengths.mean(), "response/length_max": lengths.max(),
                  "response/truncated_frac": 1 - torch.tensor([float(s["ended"]) for s in shared]).mean()}
@@ -137,8 +140,9 @@ class GRPOStep(rollout.RolloutStep):
         """`grpo.epochs` passes of minibatch updates; this rank's sums over its tokens of the loss, clip, ratio, KL
         and entropy, and its token count (`tokens`)."""
         context = self.context
-        kept = [s for s in shared if not (self.config.skip_equal_groups and s["equal_group"])]
-        if not kept:  # every group was all-equal: nothing to learn from this rollout, and no step at all
+        # an all-equal group has no advantage, but its SFT targets (an all-right group's answers) still train
+        kept = [s for s in shared if s["sft"] or not (self.config.skip_equal_groups and s["equal_group"])]
+        if not kept:  # nothing to learn from this rollout, and no step at all
             return {}
         order = torch.Generator().manual_seed(context.recipe.train.seed * 1_000_003 + update)
         sums: dict[str, torch.Tensor] = {}
@@ -168,6 +172,7 @@ class GRPOStep(rollout.RolloutStep):
         lengths = batch.completion_mask[:, 1:].sum(-1).tolist()
         per_token = lambda values: torch.cat([torch.full((n,), float(v)) for n, v in zip(lengths, values)]).to(context.device)
         advantages, row_length = per_token(s["advantage"] for s in part), per_token(lengths)
+        sft_tokens = per_token(s["sft"] for s in part)
         context.engine.set_gradient_accumulation_boundary(last)
         eng.begin_micro_step(context.engine)
         new = token_logps(context.engine.module, batch, temperature=config.temperature, with_entropy=log_now)
@@ -176,6 +181,8 @@ class GRPOStep(rollout.RolloutStep):
         ref = self._ref_logps(part, batch) if config.kl_coef or log_now else None
         if config.kl_coef:
             loss = loss + config.kl_coef * group_rl.k3(new.logps, ref)
+        if config.sft_weight:  # the NLL of right answers, as continued SFT on them would train (-log π at logits / T)
+            loss = loss - config.sft_weight * sft_tokens * new.logps
         # DeepSpeed averages the ranks' gradients: × ranks turns that average into the minibatch's sum
         total = weight * context.world * group_rl.aggregate(loss, row_length, config.loss_agg, tokens, rows)
         context.engine.backward(total, scale_wrt_gas=False)
@@ -204,5 +211,5 @@ class GRPOStep(rollout.RolloutStep):
         """A response to run with weight 0 when a rank's share of a minibatch is empty (no precomputed log-probs:
         they are computed in place)."""
         pad = self.context.tokenizer.pad_token_id
-        return {"prompt_ids": [pad], "completion_ids": [pad], "advantage": 0.0}
+        return {"prompt_ids": [pad], "completion_ids": [pad], "advantage": 0.0, "sft": False}
 

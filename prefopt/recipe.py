@@ -285,8 +285,8 @@ def _check(r: Recipe, origins: dict, src: str) -> None:
                        ("grpo.clip_high", g.clip_high)):
         if value <= 0:
             fail(key, "must be > 1 (a group compares responses)" if key == "grpo.group_size" else f"must be > 0, got {value}")
-    if g.clip_low >= 1 or g.kl_coef < 0 or g.missing_eos_penalty < 0 or g.top_p > 1:
-        fail("grpo", "expected clip_low < 1, kl_coef >= 0, missing_eos_penalty >= 0 and top_p <= 1")
+    if g.clip_low >= 1 or g.kl_coef < 0 or g.missing_eos_penalty < 0 or g.top_p > 1 or g.sft_weight < 0:
+        fail("grpo", "expected clip_low < 1, kl_coef >= 0, missing_eos_penalty >= 0, top_p <= 1 and sft_weight >= 0")
     if len(r.optim.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in r.optim.betas):
         fail("optim.betas", f"expected two numbers in [0, 1), got {list(r.optim.betas)}")
     if r.deepspeed.config and not Path(r.deepspeed.config).is_file():

@@ -243,6 +243,8 @@ class GRPOConfig:
     kl_coef: float = 0.0  # weight of the k3 KL to the reference in the loss (0, as in DAPO and Dr. GRPO)
     skip_equal_groups: bool = False  # leave groups whose rewards are all equal out of the update (DAPO, simple form)
     missing_eos_penalty: float = 0.0  # subtracted from the reward of a response that hit max_new_tokens
+    sft_weight: float = 0.0  # λ: + λ·(-log π) on each response whose reward reaches sft_min_reward (0: pure RL)
+    sft_min_reward: float = 4.0  # the reward that makes a response an SFT target (the rule judge's right answers)
     reward: RewardConfig = field(default_factory=lambda: RewardConfig(kind="rule"))  # rule, rm or llm
 
 

@@ -9,7 +9,8 @@
 #   2. three on-policy rounds (scripts/onpolicy_rounds.py) of DPOP, DPO + SFT and IPO at lr 3e-5, 1e-4, 3e-4, and
 #      of the continued-SFT control (best answers only) at the same rates;
 #   3. GRPO: lr × rollout shape (128 prompts × 4, 256 × 2 or 64 × 8), 100 updates (scripts/sweep.sh); then hotter
-#      rollouts (temperature 1.5, 2.0).
+#      rollouts (temperature 1.5, 2.0), and an SFT term on the rollout's right answers (λ 0.3, 1 at 256 × 2;
+#      λ 1 at 128 × 4).
 # Then scripts/collect_sweep.py ranks each sweep by eval/accuracy; docs/paper.md quotes the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,6 +103,19 @@ for shape in "256 2" "64 8"; do
     --set "grpo.rollout_prompts=$prompts_per_update"
 done
 
-for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape grpo_explore; do
+# 3c. An SFT term on the rollout's right answers (grpo.sft_weight): GRPO's control trains on every problem's best
+#     right answer, all-right problems included, which GRPO's group baseline ignores; with the term, GRPO trains
+#     on those answers too and its surrogate adds only what comparing answers within a group teaches.
+for shape in "256 2" "128 4"; do
+  read -r prompts_per_update group <<< "$shape"
+  weights="0.3 1.0"
+  [ "$group" = 4 ] && weights=1.0
+  [ "$quick" = 1 ] && prompts_per_update=$((16 / group))
+  bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_sft" --name select-grpo-sft \
+    --param grpo.group_size --values "$group" --param grpo.sft_weight --values "$weights" "${gsmall[@]}" \
+    --set "grpo.rollout_prompts=$prompts_per_update"
+done
+
+for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape grpo_explore grpo_sft; do
   "$PY" scripts/collect_sweep.py "$out/$sweep" --metric eval/accuracy
 done

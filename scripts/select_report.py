@@ -89,10 +89,11 @@ def grpo(root: Path, figure: Path) -> list[str]:
 
     lines = ["| GRPO | validation accuracy every 25 updates |", "|---|---|"]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for sweep in ("grpo", "grpo_shape", "grpo_explore"):
+    for sweep in ("grpo", "grpo_shape", "grpo_explore", "grpo_sft"):
         for run in sorted(p for p in (root / sweep).glob("*") if (p / "metrics.jsonl").exists()):
             acc = _accuracy(run)
-            label = _swept(run, ("optim.lr", "grpo.rollout_prompts", "grpo.group_size", "grpo.temperature"))
+            label = _swept(run, ("optim.lr", "grpo.rollout_prompts", "grpo.group_size", "grpo.temperature",
+                                 "grpo.sft_weight"))
             lines.append(f"| {label} | " + " → ".join(f"{a:.3f}" for _, a in acc) + " |")
             ENDS["rl"].append((acc[-1][1], f"GRPO, {label}"))
             ax.plot([s for s, _ in acc], [100 * a for _, a in acc], marker="o", label=label)
@@ -135,7 +136,10 @@ def main() -> None:
         "## GRPO, rule reward, 100 updates", "",
         "The learning rate at 128 problems × 4 answers an update; then the same 512 answers as 256 × 2 and 64 × 8; "
         "then hotter rollouts (temperature 1.5 and 2.0), since the base samples almost deterministically and most "
-        "groups of equal answers carry no signal (docs/paper.md's reading).", "", *grpo(args.root, figure), "",
+        "groups of equal answers carry no signal (docs/paper.md's reading); then an SFT term on the rollout's right "
+        "answers (`grpo.sft_weight` λ 0.3 and 1 at 256 × 2, λ 1 at 128 × 4), which trains on the answers of "
+        "all-right groups as the control does.",
+        "", *grpo(args.root, figure), "",
         f"![GRPO validation curves]({figure.relative_to(args.docs).as_posix()})", "",
         "## What was chosen", "",
         "The rule: per family, the run with the best validation accuracy at its end (a run's best step would need "

@@ -56,7 +56,7 @@ def test_two_ranks_shard_and_merge_to_the_same_output(tmp_path):
     r = recipe(tmp_path)
     run_cli("generate", "-r", r, "--set", f"train.output_dir={tmp_path / 'one'}")
     res = run_cli("generate", "-r", r, "--set", f"train.output_dir={tmp_path / 'two'}",
-                  launcher=two_ranks(29533))
+                  launcher=two_ranks(29547))
     assert res.returncode == 0, res.stderr[-2000:]
     assert records(tmp_path / "two" / "generations.jsonl") == records(tmp_path / "one" / "generations.jsonl")
 

@@ -60,10 +60,28 @@ def test_equal_groups_are_counted_and_skipped(tmp_path, monkeypatch):
     assert [r["grpo/zero_std_frac"] for r in kept] == [1.0, 1.0] and all(r["loss"] == 0 for r in kept)
 
 
+def test_the_sft_term_trains_on_the_responses_that_reach_its_reward(tmp_path, monkeypatch):
+    """A judge that scores every response 5 makes every group equal: no advantage, so with skip_equal_groups the
+    update runs on the SFT targets alone and its loss is λ times their mean NLL per token. The first update's
+    rollout is the same at any λ (same seed, same policy), so λ 2 logs exactly twice λ 1's loss; with
+    sft_min_reward above every score there is no target and no step."""
+    monkeypatch.setattr("prefopt.judging.rule.score", lambda response, reference: 5)
+    sets = ["train.max_steps=2", "grpo.rollout_prompts=4", "grpo.group_size=4", "grpo.skip_equal_groups=true"]
+    one, two = (grpo(tmp_path, f"w{weight}", *sets, f"grpo.sft_weight={weight}") for weight in (1, 2))
+    assert one[0]["loss"] > 0 and two[0]["loss"] == pytest.approx(2 * one[0]["loss"], rel=1e-5)
+    assert [r["grpo/sft_frac"] for r in one] == [1.0, 1.0] and [r["grpo/zero_std_frac"] for r in one] == [1.0, 1.0]
+    none = grpo(tmp_path, "none", *sets, "grpo.sft_weight=1", "grpo.sft_min_reward=6")
+    assert [r["grpo/sft_frac"] for r in none] == [0.0, 0.0] and all("loss" not in r for r in none)
+
+
 def test_zero3_and_two_ranks_match_zero0(tmp_path):
+    """With the KL term, the SFT term (a numeric answer, 2 points, is a target: the tiny model is rarely right) and
+    equal groups left out (a quarter of the groups in the first two updates), so that a minibatch's responses no
+    longer split evenly over micro-batches and ranks."""
     sets = ["train.max_steps=3", "train.micro_batch_size=4", "grpo.rollout_prompts=8", "grpo.group_size=4",
-            "grpo.epochs=2", "grpo.kl_coef=0.1", "grpo.loss_agg=seq_mean_token_mean"]
-    rl_checks.zero3_and_two_ranks_match_zero0("grpo", RECIPE, tmp_path, KEYS, sets, port=29541)
+            "grpo.epochs=2", "grpo.kl_coef=0.1", "grpo.loss_agg=seq_mean_token_mean", "grpo.sft_weight=0.5",
+            "grpo.sft_min_reward=2", "grpo.skip_equal_groups=true"]
+    rl_checks.zero3_and_two_ranks_match_zero0("grpo", RECIPE, tmp_path, KEYS + ("grpo/sft_frac",), sets, port=29541)
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):

@@ -72,7 +72,7 @@ def test_lora_zero2_zero3_and_two_ranks_match_one_rank(recipe_file, tmp_path):
     assert losses(z0)[0] != losses(z0)[-1]
     sets = [*LORA, "deepspeed.stage=3", "train.micro_batch_size=2", f"train.output_dir={tmp_path / 'x2'}"]
     res = run_cli("dpo", "-r", recipe_file, *[x for s in sets for x in ("--set", s)],
-                  launcher=two_ranks(29533))
+                  launcher=two_ranks(29545))
     assert res.returncode == 0, res.stderr[-3000:]
     torch.testing.assert_close(losses(read_rows(tmp_path / "x2")), losses(z0), atol=1e-4, rtol=0)
 

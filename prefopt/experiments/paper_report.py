@@ -99,6 +99,7 @@ SELECTED = [
     ("PPO, rule reward", lambda s: s["selected"]["ppo_rule"]),
     ("DPO + SFT, on-policy pairs (selected)", lambda s: s["selected"]["dpo_sft"]),
     ("GRPO, rule reward (selected)", lambda s: s["selected"]["grpo"]),
+    ("GRPO + SFT term, rule reward (selected)", lambda s: s["selected"]["grpo_sft"]),
     ("control: continued SFT on the pairs' problems' best answers", lambda s: s["selected"]["rft"]),
     ("control: continued SFT on GRPO's problems' best answers", lambda s: s["selected"]["rft_grpo"]),
 ]
@@ -110,16 +111,18 @@ CONTROLS = [*((f"{name.split(',')[0]} (paper settings) beats SFT on the same cho
             ("DPO + SFT (selected) beats its control (same problems and steps, SFT on the best answers)",
              lambda s: s["selected"]["dpo_sft"], lambda s: s["selected"]["rft"]),
             ("GRPO beats its control (same problems, samples and steps, SFT on the best of 4)",
-             lambda s: s["selected"]["grpo"], lambda s: s["selected"]["rft_grpo"])]
+             lambda s: s["selected"]["grpo"], lambda s: s["selected"]["rft_grpo"]),
+            ("GRPO + SFT term beats the same control",
+             lambda s: s["selected"]["grpo_sft"], lambda s: s["selected"]["rft_grpo"])]
 
 
-def _verdict(values: list[float]) -> tuple[str, str]:
+def verdict(values: list[float]) -> tuple[str, str]:
     """(mean ± sd, verdict): a change counts when all seeds agree and the mean is beyond the spread."""
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     mean, held = statistics.mean(values), sum(v > 0 for v in values)
-    verdict = "holds" if held == len(values) and mean > sd else "does not hold" if held == 0 else \
+    result = "holds" if held == len(values) and mean > sd else "does not hold" if held == 0 else \
         f"not beyond the spread ({held}/{len(values)} seeds above)"
-    return mean_sd(values, "+.1f"), verdict
+    return mean_sd(values, "+.1f"), result
 
 
 def beats_table(summaries: list[dict]) -> str:
@@ -130,14 +133,14 @@ def beats_table(summaries: list[dict]) -> str:
              "|" + "---|" * (len(seeds) + 3)]
     for name, get in BEATS:
         values = [accuracy_of(get(s)) - accuracy_of(s["base"]) for s in summaries]
-        ms, verdict = _verdict(values)
-        lines.append(f"| {name} | " + " | ".join(f"{v:+.1f}" for v in values) + f" | {ms} | **{verdict}** |")
+        ms, held = verdict(values)
+        lines.append(f"| {name} | " + " | ".join(f"{v:+.1f}" for v in values) + f" | {ms} | **{held}** |")
     lines += ["", "| method against its control | " + " | ".join(f"seed {k}" for k in seeds) +
               " | mean ± sd (pp) | verdict |", "|" + "---|" * (len(seeds) + 3)]
     for name, method, control in CONTROLS:
         values = [accuracy_of(method(s)) - accuracy_of(control(s)) for s in summaries]
-        ms, verdict = _verdict(values)
-        lines.append(f"| {name} | " + " | ".join(f"{v:+.1f}" for v in values) + f" | {ms} | **{verdict}** |")
+        ms, held = verdict(values)
+        lines.append(f"| {name} | " + " | ".join(f"{v:+.1f}" for v in values) + f" | {ms} | **{held}** |")
     return "\n".join(lines)
 
 

@@ -5,8 +5,9 @@ split. Per seed, from the same base as the paper-settings runs:
   - 4 candidates for each of 1,500 training problems, judged into pairs; DPO + SFT over them (recipes/demo/onpolicy.yaml:
     its passes and λ) and, for as many steps, the control: continued SFT on the same problems' judged-best answers
     (recipes/demo/rft.yaml);
-  - GRPO with the rule reward (recipes/demo/grpo.yaml) and, for as many steps and 4 samples per problem as GRPO
-    draws, continued SFT on the judged-best of the 4 answers to GRPO's problems (the RL path's control);
+  - GRPO with the rule reward (recipes/demo/grpo.yaml), the same with an SFT term on its right answers
+    (recipes/demo/grpo_sft.yaml) and, for as many steps and 4 samples per problem as GRPO draws, continued SFT on
+    the judged-best of the 4 answers to GRPO's problems (the RL path's control);
   - PPO with the rule reward (recipes/demo/ppo.yaml, the demo's PPO settings, not searched), beside the
     paper-settings PPO against the learned reward model.
 Each entry holds held-out accuracy (`score5`, `score45`) and, where the run has them, the 3D curves on the seed's
@@ -56,6 +57,12 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     out["grpo"] = {**seed.accuracy(seed.dir / "grpo" / "model", "eval_grpo"), "curves": _curves(rows, THREE_D),
                    "train_accuracy": _curves(rows, ("grpo/accuracy",))["grpo/accuracy"],
                    "rollouts": _curves(rows, ("grpo/zero_std_frac", "grpo/entropy"))}
+    # the same GRPO with an SFT term on its right answers (128 problems × 4 an update: the control's samples)
+    rows = seed.train("grpo", "recipes/demo/grpo_sft.yaml", "grpo_sft", problems, eval_pairs, sizes.grpo_steps,
+                      *grpo_sets)
+    out["grpo_sft"] = {**seed.accuracy(seed.dir / "grpo_sft" / "model", "eval_grpo_sft"),
+                       "curves": _curves(rows, THREE_D),
+                       "rollouts": _curves(rows, ("grpo/zero_std_frac", "grpo/entropy", "grpo/sft_frac"))}
     _, best = _candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
     answers = sum(1 for _ in best.open())
     seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps,
