@@ -30,15 +30,18 @@ PATH_KEYS = {"model": ("path", "ref_path", "tokenizer"), "data": ("train", "eval
 REWARD_SECTIONS = ("ppo", "grpo")  # their `reward.path`
 
 
-def resolved(recipe):
+def resolved(recipe, sections=None):
     """The recipe with every `builtin:` name and `.gguf` file among its paths replaced by a real path (built on
     first use). A command calls this once, as it starts; everything below it reads plain paths. The run directory
-    keeps the recipe as written."""
+    keeps the recipe as written. `sections` limits it to the ones a command reads (`judge` reads no policy model,
+    and building a builtin base for nothing takes minutes)."""
     changes = {}
     for section, keys in PATH_KEYS.items():
+        if sections is not None and section not in sections:
+            continue
         part = getattr(recipe, section)
         changes[section] = dataclasses.replace(part, **{key: resolve(getattr(part, key)) for key in keys})
-    for section in REWARD_SECTIONS:
+    for section in REWARD_SECTIONS if sections is None else ():
         part = getattr(recipe, section)
         changes[section] = dataclasses.replace(part, reward=dataclasses.replace(part.reward,
                                                                                 path=resolve(part.reward.path)))

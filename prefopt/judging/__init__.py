@@ -156,7 +156,7 @@ def judge(recipe: Recipe, run_dir: Path) -> dict:
     """Run the judge; returns the counts (pairs mode) or the summary (eval mode)."""
     rundir.prepare(recipe, "judge")
     rundir.write_recipe(run_dir, "judge", dump_recipe(recipe))
-    recipe = builtin.resolved(recipe)
+    recipe = builtin.resolved(recipe, sections=("judge",))  # its reward model only: a judge runs no policy
     j = recipe.judge
     records = load_generations(j.input, "judge.input")
     scorer = make_scorer(recipe, run_dir)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from prefopt.judging import eval_summary, judge, make_pairs
 from prefopt.schema import Recipe
 
@@ -47,6 +49,17 @@ def test_other_models_empty_candidates_never_become_rejected(tmp_path):
     pairs = [json.loads(line) for line in (tmp_path / "run" / "pairs.jsonl").read_text().splitlines()]
     assert [(p["chosen"], p["rejected"]) for p in pairs] == [("0 + 1 = 1. Answer: 1", "Answer: 7")]
     assert counts["other candidates empty"] == 2 and counts["kept"] == 1
+
+
+def test_a_judge_builds_no_policy_model(tmp_path, monkeypatch):
+    """A judge reads generations and its own reward model only: the recipe's builtin policy (here a base that no
+    cache holds) is never built. It once was, for every rule judge of a recipe naming `builtin:arith-base`: 4.5
+    minutes on 2 cores for nothing."""
+    monkeypatch.setattr("prefopt.tasks.bases.resolve", lambda *args: pytest.fail("a judge built a base"))
+    (tmp_path / "gens.jsonl").write_text(json.dumps(rec(0, ["Answer: 1", "Answer: 2"])) + "\n")
+    r = Recipe()
+    r.model.path, r.judge.input = "builtin:arith-base/7/1234", str(tmp_path / "gens.jsonl")
+    assert judge(r, tmp_path / "run")["kept"] == 1
 
 
 def test_eval_summary_is_the_papers_metric():
