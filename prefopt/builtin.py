@@ -41,7 +41,9 @@ def resolved(recipe, sections=None):
             continue
         part = getattr(recipe, section)
         changes[section] = dataclasses.replace(part, **{key: resolve(getattr(part, key)) for key in keys})
-    for section in REWARD_SECTIONS if sections is None else ():
+    for section in REWARD_SECTIONS:
+        if sections is not None and section not in sections:
+            continue
         part = getattr(recipe, section)
         changes[section] = dataclasses.replace(part, reward=dataclasses.replace(part.reward,
                                                                                 path=resolve(part.reward.path)))
