@@ -172,7 +172,6 @@ class GRPOStep(rollout.RolloutStep):
         lengths = batch.completion_mask[:, 1:].sum(-1).tolist()
         per_token = lambda values: torch.cat([torch.full((n,), float(v)) for n, v in zip(lengths, values)]).to(context.device)
         advantages, row_length = per_token(s["advantage"] for s in part), per_token(lengths)
-        sft_tokens = per_token(s["sft"] for s in part)
         context.engine.set_gradient_accumulation_boundary(last)
         eng.begin_micro_step(context.engine)
         new = token_logps(context.engine.module, batch, temperature=config.temperature, with_entropy=log_now)
@@ -182,7 +181,7 @@ class GRPOStep(rollout.RolloutStep):
         if config.kl_coef:
             loss = loss + config.kl_coef * group_rl.k3(new.logps, ref)
         if config.sft_weight:  # the NLL of right answers, as continued SFT on them would train (-log π at logits / T)
-            loss = loss - config.sft_weight * sft_tokens * new.logps
+            loss = loss - config.sft_weight * per_token(s["sft"] for s in part) * new.logps
         # DeepSpeed averages the ranks' gradients: × ranks turns that average into the minibatch's sum
         total = weight * context.world * group_rl.aggregate(loss, row_length, config.loss_agg, tokens, rows)
         context.engine.backward(total, scale_wrt_gas=False)

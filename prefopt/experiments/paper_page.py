@@ -123,7 +123,7 @@ def _limits(summaries: list[dict]) -> list[str]:
 
 def _sft_term(summaries: list[dict]) -> str:
     """What the SFT term adds to GRPO: its margin over GRPO alone and over the control, in the beats table's terms."""
-    gain = lambda run, other: [100 * (s["selected"][run]["score45"] - s["selected"][other]["score45"]) for s in summaries]
+    gain = lambda run, other: [accuracy_of(s["selected"][run]) - accuracy_of(s["selected"][other]) for s in summaries]
     over_control = gain("grpo_sft", "rft_grpo")
     return (" With the SFT term on the rollout's right answers (all-right groups included), GRPO changes by "
             f"{mean_sd(gain('grpo_sft', 'grpo'), '+.1f')} pp against GRPO alone and "
