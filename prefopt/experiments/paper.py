@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefopt.experiments import REPO, paper_selected
 from prefopt.experiments.paper_report import SCENARIOS
+from prefopt.experiments.seeds import side_by_side
 from prefopt.fsutil import write_atomic
 from prefopt.rundir import read_metrics
 
@@ -242,38 +241,13 @@ def _table1(rows: list[dict]) -> dict:
             "delta_chosen": last.get("eval/3d/delta_chosen"), "delta_rejected": last.get("eval/3d/delta_rejected")}
 
 
-def _seed_worker(seed: int, root: Path, settings: Settings, quick: bool) -> dict:
-    """One seed in its own process: a world of one, one thread, output to <root>/seed<N>/commands.log."""
-    import torch
-
-    from prefopt.engine import DIST_VARS
-
-    for key in DIST_VARS:
-        os.environ.pop(key, None)
-    os.environ["OMP_NUM_THREADS"] = "1"  # also for the sweep's child processes
-    torch.set_num_threads(1)  # seeds run side by side on the machine's cores
-    (root / f"seed{seed}").mkdir(parents=True, exist_ok=True)
-    log = os.open(root / f"seed{seed}" / "commands.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)
-    try:
-        return Seed(seed, root, settings, quick).run()
-    except Exception as exc:  # the parent sees the message; the traceback stays in the log
-        import traceback
-
-        traceback.print_exc()
-        raise RuntimeError(f"seed {seed} failed: {exc} (see {root / f'seed{seed}' / 'commands.log'})") from None
+def _pipeline(seed: int, root: Path, settings: Settings, quick: bool) -> dict:
+    return Seed(seed, root, settings, quick).run()
 
 
 def run_seeds(seeds: list[int], root: Path, settings: Settings, quick: bool = False) -> list[dict]:
     """Every seed's pipeline, all seeds side by side in their own processes; their summaries."""
-    import multiprocessing
-
-    root.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(len(seeds), mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_seed_worker, seeds, [root] * len(seeds), [settings] * len(seeds), [quick] * len(seeds)))
+    return side_by_side(_pipeline, seeds, root, (settings, quick))
 
 
 def main(argv=None) -> None:
