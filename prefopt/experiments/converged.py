@@ -6,9 +6,9 @@ answers (the control) improves them as much as any alignment run. Is that becaus
   1. held-out accuracy of the shipped base (`builtin:arith-base/0`) and of the same SFT run for 6,000 steps
      (`builtin:arith-base/0/6000`), whose training loss has levelled off; every seed starts from seed 0's bases
      (a 6,000-step build takes about 20 minutes on 2 cores) and draws its own problems, rollouts and data order;
-  2. from the converged base, GRPO with the rule reward (recipes/demo/grpo.yaml as the demo runs it, 100 updates)
-     (and the same at 64 problems × 8 answers an update) and its control: continued SFT on the judged-best of 4 answers to the
-     same problems for as many steps (recipes/demo/rft.yaml), both logging validation accuracy every 25 steps;
+  2. from the converged base, GRPO with the rule reward (recipes/demo/grpo.yaml as the demo runs it, 100 updates),
+     the same at 64 problems × 8 answers an update, and their control: continued SFT on the judged-best of 4
+     answers to the same problems for as many steps (recipes/demo/rft.yaml), all logging validation accuracy;
   3. held-out accuracy of both (one greedy answer per test problem, rule judge; docs/paper.md's evaluation).
 """
 
@@ -63,7 +63,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
         rows = here.train("grpo", "recipes/demo/grpo.yaml", name, problems, "null", sizes.steps, *valid,
                           f"grpo.rollout_prompts={prompts}", f"grpo.group_size={group}")
         summary[name] = {**here.accuracy(here.dir / name / "model", f"eval_{name}"), **_curves(rows)}
-    _, best = paper_selected._candidates(here, "grpo_control", problems, sizes.problems, quick)
+    _, best = paper_selected.candidates(here, "grpo_control", problems, sizes.problems, quick)
     answers = sum(1 for _ in best.open())
     rows = here.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.steps, *valid,
                       f"train.micro_batch_size={max(1, answers // sizes.steps)}")

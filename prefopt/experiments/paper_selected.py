@@ -40,7 +40,7 @@ TOY_TRAIN = ["train.micro_batch_size=4"]
 def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     """The selected-settings runs of one seed (`seed`: a prefopt.experiments.paper.Seed); their held-out numbers."""
     out = {}
-    pairs, best = _candidates(seed, "onpolicy", f"builtin:arith/prompts/train/{sizes.prompts}/{100 + seed.seed}",
+    pairs, best = candidates(seed, "onpolicy", f"builtin:arith/prompts/train/{sizes.prompts}/{100 + seed.seed}",
                               sizes.prompts, quick)
     # run directories named apart from the paper-settings runs' (`dpo_sft` is Table 10's): a generate output that
     # exists is resumed, not redone, so a shared name would evaluate the other run's answers
@@ -63,7 +63,7 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     out["grpo_sft"] = {**seed.accuracy(seed.dir / "grpo_sft" / "model", "eval_grpo_sft"),
                        "curves": _curves(rows, THREE_D),
                        "rollouts": _curves(rows, ("grpo/zero_std_frac", "grpo/entropy", "grpo/sft_frac"))}
-    _, best = _candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
+    _, best = candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
     answers = sum(1 for _ in best.open())
     seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps,
                f"train.micro_batch_size={max(1, answers // sizes.grpo_steps)}")
@@ -75,7 +75,7 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     return out
 
 
-def _candidates(seed, name: str, prompts: str, count: int, quick: bool):
+def candidates(seed, name: str, prompts: str, count: int, quick: bool):
     """4 candidates (8 in quick mode) from the base for `count` problems of `prompts`, judged: (pairs, best answers)."""
     here = seed.dir / name
     gens = seed.prefopt("generate", "recipes/demo/onpolicy.yaml", f"model.path={seed.base}", f"data.train={prompts}",
