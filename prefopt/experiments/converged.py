@@ -98,6 +98,8 @@ def main(argv=None) -> None:
     from prefopt.experiments import converged_page
 
     sizes, t0 = QUICK if args.quick else Sizes(), time.time()
+    args.runs.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.runs / "sizes.json", json.dumps(asdict(sizes)))  # for converged_page's re-rendering
     summaries = side_by_side(run_seed, args.seeds, args.runs, (sizes, args.quick))
     page = converged_page.write(summaries, asdict(sizes), args.docs, (time.time() - t0) / 60, args.quick)
     print(f"wrote {page} ({(time.time() - t0) / 60:.1f} min)")

@@ -141,12 +141,9 @@ def main(argv=None) -> None:
     ap.add_argument("docs", type=Path)
     ap.add_argument("--minutes", type=float, default=0.0)
     args = ap.parse_args(argv)
-    from dataclasses import asdict
-
-    from prefopt.experiments.converged import Sizes
-
+    sizes = json.loads((args.runs / "sizes.json").read_text())  # what converged.py ran them with
     summaries = [json.loads(p.read_text()) for p in sorted(args.runs.glob("seed*/summary.json"))]
-    print(write(summaries, asdict(Sizes()), args.docs, args.minutes))
+    print(write(summaries, sizes, args.docs, args.minutes))
 
 
 if __name__ == "__main__":
