@@ -96,7 +96,7 @@ def resolve(spec: str | None) -> str | None:
         return _write_jsonl(source_dir() / f"{parts[0]}-{parts[1]}-{parts[2]}{suffix}.jsonl", rows)
     raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:smollm2-135m-instruct, builtin:toy/pairs, "
                     "builtin:arith[-chat]/{sft,pairs,unpaired,prompts}/{train,valid,test}[/N[/SEED]], "
-                    "builtin:arith-base[/SEED[/STEPS]], builtin:arith-weak[/SEED[/STEPS]])")
+                    "builtin:arith-base[/SEED[/STEPS[/PROBLEMS]]], builtin:arith-weak[/SEED[/STEPS[/PROBLEMS]]])")
 
 
 def source_dir() -> Path:

@@ -14,15 +14,13 @@ answers (the control) improves them as much as any alignment run. Is that becaus
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from prefopt.experiments import REPO, paper_selected
+from prefopt.experiments import paper_selected
 from prefopt.experiments.paper import Seed, Settings
-from prefopt.experiments.seeds import side_by_side
+from prefopt.experiments.seeds import command_line
 from prefopt.fsutil import write_atomic
 from prefopt.rundir import read_metrics
 
@@ -62,25 +60,27 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     for name, (prompts, group) in (("grpo", (sizes.rollout_prompts, sizes.group_size)), ("grpo_wide", sizes.wide)):
         rows = here.train("grpo", "recipes/demo/grpo.yaml", name, problems, "null", sizes.steps, *valid,
                           f"grpo.rollout_prompts={prompts}", f"grpo.group_size={group}")
-        summary[name] = {**here.accuracy(here.dir / name / "model", f"eval_{name}"), **_curves(rows)}
+        summary[name] = {**here.accuracy(here.dir / name / "model", f"eval_{name}"), **curves(rows)}
     _, best = paper_selected.candidates(here, "grpo_control", problems, sizes.problems, quick)
     answers = sum(1 for _ in best.open())
     rows = here.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.steps, *valid,
                       f"train.micro_batch_size={max(1, answers // sizes.steps)}")
-    summary["rft_grpo"] = {**here.accuracy(here.dir / "rft_grpo" / "model", "eval_rft_grpo"), **_curves(rows)}
-    summary["base_loss"] = _base_loss(here.base)
+    summary["rft_grpo"] = {**here.accuracy(here.dir / "rft_grpo" / "model", "eval_rft_grpo"), **curves(rows)}
+    summary["base_loss"] = base_loss(here.base)
     write_atomic(here.dir / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
-def _curves(rows: list[dict]) -> dict:
-    """Validation accuracy over steps and, for GRPO, the share of its groups that carried no signal."""
+def curves(rows: list[dict]) -> dict:
+    """Validation accuracy over steps; for GRPO the share of its groups that carried no signal and its rollouts'
+    accuracy; for DPO the 3D metrics on its training batches (log-prob change of chosen and rejected)."""
     curve = lambda key: [[row["step"], row[key]] for row in rows if key in row]
     return {"valid": curve("eval/accuracy"), "zero_std": curve("grpo/zero_std_frac"),
-            "train_accuracy": curve("grpo/accuracy")}
+            "train_accuracy": curve("grpo/accuracy"), "delta_chosen": curve("3d/delta_chosen"),
+            "delta_rejected": curve("3d/delta_rejected")}
 
 
-def _base_loss(spec: str) -> list:
+def base_loss(spec: str) -> list:
     """The base's SFT training loss over steps, from its cached run (prefopt/tasks/bases.py)."""
     from prefopt import builtin
 
@@ -89,20 +89,9 @@ def _base_loss(spec: str) -> list:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--runs", type=Path, default=Path("runs/converged"))
-    ap.add_argument("--docs", type=Path, default=REPO / "docs")
-    ap.add_argument("--quick", action="store_true", help="toy sizes: checks the pipeline and the page, not the result")
-    args = ap.parse_args(argv)
     from prefopt.experiments import converged_page
 
-    sizes, t0 = QUICK if args.quick else Sizes(), time.time()
-    args.runs.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.runs / "sizes.json", json.dumps(asdict(sizes)))  # for converged_page's re-rendering
-    summaries = side_by_side(run_seed, args.seeds, args.runs, (sizes, args.quick))
-    page = converged_page.write(summaries, asdict(sizes), args.docs, (time.time() - t0) / 60, args.quick)
-    print(f"wrote {page} ({(time.time() - t0) / 60:.1f} min)")
+    command_line(__doc__.splitlines()[0], run_seed, Sizes(), QUICK, "runs/converged", converged_page.write, argv)
 
 
 if __name__ == "__main__":

@@ -83,8 +83,8 @@ def reading(summaries: list[dict]) -> str:
         < 1 else "."),
         "- **Selected settings.** " + ", ".join(f"{n}: {c:+.1f} pp" for n, c in selected.items()) + " against the "
         "base. The base is far from converged (the 1,700-step model the demo can afford; [converged.md](converged.md) "
-        "trains it to convergence), so training on its own right answers already improves it: that is the control, "
-        "and the table above says whether each method beats it beyond the spread of seeds.",
+        "converges it, [scarce.md](scarce.md) fits scarce SFT data), so training on its own right answers already "
+        "improves it: that is the control, and the table above says whether each method beats it beyond the spread.",
         f"- **Off-policy rejected answers are already unlikely.** The other model's worst answers start at "
         f"{rej('scenario3'):.2f} nats per token under the base, the policy's own worst at {rej('scenario1'):.2f}. "
         f"Held-out accuracy after DPO orders the scenarios {' > '.join(k[-1] for k in order)}.",

@@ -1,13 +1,18 @@
 """Seeds side by side: each seed's job in its own process, a world of one on one thread, with its own log.
 
-docs/paper.md's and docs/converged.md's harnesses (paper.py, converged.py) run their seeds through `side_by_side`.
+docs/paper.md's, docs/converged.md's and docs/scarce.md's harnesses run their seeds through `side_by_side`; the
+last two share their command line (`command_line`).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -45,3 +50,22 @@ def side_by_side(job, seeds: list[int], root: Path, args: tuple = ()) -> list:
     root.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(len(seeds), mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(partial(in_seed_process, job, root=root, args=args), seeds))
+
+
+def command_line(description: str, run_seed, sizes, quick_sizes, runs: str, write_page, argv=None) -> None:
+    """`--seeds`, `--runs`, `--docs`, `--quick`: run_seed(seed, root, sizes, quick) per seed, then write_page."""
+    from prefopt.experiments import REPO
+    from prefopt.fsutil import write_atomic
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--runs", type=Path, default=Path(runs))
+    ap.add_argument("--docs", type=Path, default=REPO / "docs")
+    ap.add_argument("--quick", action="store_true", help="toy sizes: checks the pipeline and the page, not the result")
+    args = ap.parse_args(argv)
+    sizes, t0 = quick_sizes if args.quick else sizes, time.time()
+    args.runs.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.runs / "sizes.json", json.dumps(asdict(sizes)))  # for re-writing the page from the runs
+    summaries = side_by_side(run_seed, args.seeds, args.runs, (sizes, args.quick))
+    page = write_page(summaries, asdict(sizes), args.docs, (time.time() - t0) / 60, args.quick)
+    print(f"wrote {page} ({(time.time() - t0) / 60:.1f} min)")

@@ -4,13 +4,15 @@
 20,000 problems answers about 30 % of the held-out ones, near the range the paper's bases sit (32-53 %), so
 best-of-8 and worst-of-8 differ on most prompts. It is unfinished on purpose (a base the demo can build in minutes,
 with room to improve): the same SFT for 6,000 steps (`builtin:arith-base/SEED/6000`) learns the task's arithmetic
-and answers about 94 % (docs/converged.md). `arith-weak` is smaller and answers few: the paper's "another model"
-(Qwen-7B beside Baichuan2-33B) for rejected responses in scenarios 3 and 4.
+and answers about 94 % (docs/converged.md). With fewer SFT problems (`builtin:arith-base/SEED/3000/2000`: 2,000
+draws) the SFT fits its data and stops short of the arithmetic: the "scarce SFT" base of docs/scarce.md.
+`arith-weak` is smaller and answers few: the paper's "another model" (Qwen-7B beside Baichuan2-33B) for rejected
+responses in scenarios 3 and 4.
 
-Spec: `builtin:arith-base[/SEED[/STEPS]]`. The build runs `prefopt sft` in a child process (a world of one, even
-when the caller is one rank of many) on the recipe below, under a lock, into
-`$PREFOPT_CACHE/<name>-s<SEED>-n<STEPS>-<key>/`. The key hashes the recipe and the sources that make the data
-and the tokenizer, as the reference cache does, so a change to any of them builds a new base.
+Spec: `builtin:arith-base[/SEED[/STEPS[/PROBLEMS]]]`. The build runs `prefopt sft` in a child process (a world of
+one, even when the caller is one rank of many) on the recipe below, under a lock, into
+`$PREFOPT_CACHE/<name>-s<SEED>-n<STEPS>[-p<PROBLEMS>]-<key>/`. The key hashes the recipe and the sources that
+make the data and the tokenizer, as the reference cache does, so a change to any of them builds a new base.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from prefopt.tiny import build_tiny
 
 GENERATORS = (tiny, toy, arith)  # what makes the builtins: their sources key the cache (prefopt/cache.py)
 
-# name -> model shape and SFT length; the SFT data is the same 20,000 training problems for both.
+# name -> model shape and SFT length; the SFT data is 20,000 training problems for both unless the spec names a count.
 SHAPES = {
     "arith-base": {"hidden": 128, "layers": 4, "steps": 1700, "lr": 2.0e-3},
     "arith-weak": {"hidden": 64, "layers": 2, "steps": 800, "lr": 3.0e-3},
@@ -50,57 +52,59 @@ eval: {{every: 0, probe_size: 0}}
 """
 
 
-def parse(name: str, rest: list[str]) -> tuple[int, int]:
-    """(seed, steps) from the parts after the name; defaults seed 0 and the shape's SFT length."""
+def parse(name: str, rest: list[str]) -> tuple[int, int, int]:
+    """(seed, steps, problems) from the parts after the name; defaults 0, the shape's SFT length, SFT_PROBLEMS."""
     try:
         values = [int(part) for part in rest]
     except ValueError:
         values = []
-    if len(rest) > 2 or len(values) != len(rest) or any(v < 0 for v in values) or (len(values) == 2 and not values[1]):
-        raise UserError(f"builtin:{'/'.join([name, *rest])}: expected builtin:{name}[/SEED[/STEPS]] "
-                        "(non-negative integers, STEPS > 0)")
-    seed = values[0] if values else 0
-    return seed, values[1] if len(values) > 1 else SHAPES[name]["steps"]
+    if len(rest) > 3 or len(values) != len(rest) or any(v < 0 for v in values) or 0 in values[1:]:
+        raise UserError(f"builtin:{'/'.join([name, *rest])}: expected builtin:{name}[/SEED[/STEPS[/PROBLEMS]]] "
+                        "(non-negative integers, STEPS and PROBLEMS > 0)")
+    seed, steps, problems = values + [0, SHAPES[name]["steps"], SFT_PROBLEMS][len(values):]
+    return seed, steps, problems
 
 
-def recipe_text(name: str, seed: int, steps: int, init: str, out: str) -> str:
+def recipe_text(name: str, seed: int, steps: int, problems: int, init: str, out: str) -> str:
     """The SFT recipe that builds this base."""
     shape = SHAPES[name]
-    return RECIPE.format(name=name, seed=seed, steps=steps, lr=shape["lr"], problems=SFT_PROBLEMS, init=init, out=out)
+    return RECIPE.format(name=name, seed=seed, steps=steps, lr=shape["lr"], problems=problems, init=init, out=out)
 
 
-def cache_key(name: str, seed: int, steps: int) -> str:
+def cache_key(name: str, seed: int, steps: int, problems: int = SFT_PROBLEMS) -> str:
     """Hash of the recipe, the shape and what makes the task data and the tokenizer (cache.generators_key)."""
-    blob = [recipe_text(name, seed, steps, "", ""), SHAPES[name], generators_key(GENERATORS)]
+    blob = [recipe_text(name, seed, steps, problems, "", ""), SHAPES[name], generators_key(GENERATORS)]
     return hashlib.sha256(repr(blob).encode()).hexdigest()[:16]
 
 
 def resolve(name: str, rest: list[str], cache: Path) -> str:
     """The model directory of the base (building it first if the cache has none)."""
-    seed, steps = parse(name, rest)
-    home = cache / f"{name}-s{seed}-n{steps}-{cache_key(name, seed, steps)}"
+    seed, steps, problems = parse(name, rest)
+    count = "" if problems == SFT_PROBLEMS else f"-p{problems}"  # the shipped bases keep their directory names
+    home = cache / f"{name}-s{seed}-n{steps}{count}-{cache_key(name, seed, steps, problems)}"
     model = home / "sft" / "model"
     if (model / "config.json").exists():
         return str(model)
     cache.mkdir(parents=True, exist_ok=True)
     with locked(cache / f".{home.name}.lock"):  # ranks and parallel jobs wait for one builder
         if not (model / "config.json").exists():
-            _build(name, seed, steps, home)
+            _build(name, seed, steps, problems, home)
     return str(model)
 
 
-def _build(name: str, seed: int, steps: int, home: Path) -> None:
+def _build(name: str, seed: int, steps: int, problems: int, home: Path) -> None:
     shape = SHAPES[name]
     work = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=home.parent))
     build_tiny(work / "init", arith.corpus(), hidden=shape["hidden"], layers=shape["layers"], seed=seed)
     recipe = work / "recipe.yaml"
-    recipe.write_text(recipe_text(name, seed, steps, str(work / "init"), str(work / "sft")))
+    recipe.write_text(recipe_text(name, seed, steps, problems, str(work / "init"), str(work / "sft")))
     print(f"builtin:{name}: building the SFT base once ({shape['hidden']} wide, {shape['layers']} layers, "
-          f"{steps} steps, seed {seed}); cached at {home}", file=sys.stderr, flush=True)
+          f"{steps} steps on {problems:,} problems, seed {seed}); cached at {home}", file=sys.stderr, flush=True)
     done = subprocess.run([sys.executable, "-m", "prefopt.cli", "sft", "--recipe", str(recipe)], env=env_for_child(),
                           stdout=sys.stderr, stderr=sys.stderr)
     if done.returncode:
         raise UserError(f"builtin:{name}: the SFT build failed (exit {done.returncode}); its files are in {work}")
     shutil.rmtree(work / "init")
-    recipe.write_text(recipe_text(name, seed, steps, "(a fresh model from prefopt.tiny.build_tiny)", str(home / "sft")))
+    recipe.write_text(recipe_text(name, seed, steps, problems, "(a fresh model from prefopt.tiny.build_tiny)",
+                                  str(home / "sft")))
     os.replace(work, home)

@@ -8,10 +8,11 @@ from prefopt.tasks import bases
 
 
 def test_spec_defaults_and_errors():
-    assert bases.parse("arith-base", []) == (0, bases.SHAPES["arith-base"]["steps"])
-    assert bases.parse("arith-weak", ["2", "50"]) == (2, 50)
-    for rest in (["x"], ["1", "0"], ["1", "2", "3"], ["-1"]):
-        with pytest.raises(UserError, match=r"SEED\[/STEPS\]"):
+    assert bases.parse("arith-base", []) == (0, bases.SHAPES["arith-base"]["steps"], bases.SFT_PROBLEMS)
+    assert bases.parse("arith-weak", ["2", "50"]) == (2, 50, bases.SFT_PROBLEMS)
+    assert bases.parse("arith-base", ["1", "3000", "2000"]) == (1, 3000, 2000)
+    for rest in (["x"], ["1", "0"], ["1", "2", "0"], ["1", "2", "3", "4"], ["-1"]):
+        with pytest.raises(UserError, match=r"SEED\[/STEPS\[/PROBLEMS\]\]"):
             bases.parse("arith-base", rest)
 
 
@@ -19,7 +20,9 @@ def test_cache_key_changes_with_what_makes_the_model():
     key = bases.cache_key("arith-base", 0, 10)
     assert key == bases.cache_key("arith-base", 0, 10)
     assert len({key, bases.cache_key("arith-base", 1, 10), bases.cache_key("arith-base", 0, 11),
-                bases.cache_key("arith-weak", 0, 10)}) == 4
+                bases.cache_key("arith-weak", 0, 10), bases.cache_key("arith-base", 0, 10, 2000)}) == 5
+    assert bases.cache_key("arith-base", 0, 10, bases.SFT_PROBLEMS) == key  # the default count keeps built bases
+    assert "builtin:arith/sft/train/2000/3" in bases.recipe_text("arith-base", 3, 10, 2000, "", "")
 
 
 def test_build_once_then_reuse(tmp_path, monkeypatch):
@@ -35,3 +38,18 @@ def test_build_once_then_reuse(tmp_path, monkeypatch):
     assert builtin.resolve("builtin:arith-weak/0/2") == path  # a second call finds it: no second build
     assert (home / "sft" / "model" / "config.json").stat().st_mtime_ns == stamp
     assert not list(tmp_path.glob(".build-*"))  # no half-built leftovers
+
+
+def test_a_problem_count_is_its_own_base(tmp_path, monkeypatch):
+    built = []
+
+    def fake_build(name, seed, steps, problems, home):  # what a build is asked for, without the minutes of SFT
+        built.append((name, seed, steps, problems))
+        (home / "sft" / "model").mkdir(parents=True)
+        (home / "sft" / "model" / "config.json").write_text("{}")
+
+    monkeypatch.setattr(bases, "_build", fake_build)
+    scarce = bases.resolve("arith-base", ["1", "30", "64"], tmp_path)
+    assert bases.resolve("arith-base", ["1", "30"], tmp_path) != scarce
+    assert built == [("arith-base", 1, 30, 64), ("arith-base", 1, 30, bases.SFT_PROBLEMS)]
+    assert "/arith-base-s1-n30-p64-" in scarce and not list(tmp_path.glob("arith-base-s1-n30-p2*"))

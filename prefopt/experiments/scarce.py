@@ -1,0 +1,93 @@
+"""GRPO and on-policy DPO + SFT against their controls from a base whose SFT data was scarce.
+
+`python -m prefopt.experiments.scarce --seeds 0 1 2` (what scripts/scarce.sh runs) writes docs/scarce.md.
+docs/converged.md found that once a base has learnt the task, RL has almost nothing left to learn from (its
+rollouts are right 99 % of the time); docs/paper.md's base has headroom but is unfinished SFT, so continued SFT
+(the control) improves it as much as anything. The common real case is between: SFT data is scarce and has been
+fitted, prompts with a verifiable answer are plentiful. Per seed, each with its own base:
+  1. the base: the shipped SFT recipe on 2,000 problem draws for 3,000 steps (`builtin:arith-base/SEED/3000/2000`;
+     its training loss per token ends below 0.01: it has fitted its data), and the shipped base for reference;
+  2. 4 candidates from the base for each of 12,800 training problems, judged by the rule: pairs (best against
+     worst, where they differ) and each problem's best right answer;
+  3. GRPO with the rule reward (recipes/demo/grpo.yaml at 64 problems × 8 answers an update, 100 updates) and its
+     control, continued SFT on the best answers for as many steps (recipes/demo/rft.yaml, one pass over them);
+  4. DPO + SFT over the pairs (recipes/demo/onpolicy.yaml: 3 passes, β 0.1, λ 2) and its control, continued SFT
+     on the best answers for as many steps at the same batch size (docs/paper.md's selected-settings control);
+  5. a longer control: GRPO's control for 3 passes over the best answers (3× its steps), since a control held to
+     another run's step count may just be short of where more SFT on the same answers leads;
+  6. held-out accuracy of all (one greedy answer per test problem, rule judge), validation accuracy every 25 steps.
+The GRPO shape (64 × 8 over the demo's 256 × 2) and DPO + SFT's 3 passes (over 1) were chosen on validation
+accuracy from a separate seed-0 base of the same recipe, before this harness ran; docs/scarce.md lists them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefopt.experiments import paper_selected
+from prefopt.experiments.converged import QUICK_SETS, VALID, base_loss, curves
+from prefopt.experiments.paper import Seed, Settings
+from prefopt.experiments.seeds import command_line
+from prefopt.fsutil import write_atomic
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The experiment's sizes (printed on the page)."""
+
+    base_steps: int = 3000  # the SFT's training loss has levelled off on its 2,000 problems by then
+    base_problems: int = 2000
+    eval_problems: int = 1000
+    problems: int = 12800  # RL and candidate problems: 6× more than the SFT saw, as prompts are cheap and labels not
+    steps: int = 100  # GRPO's updates and its control's steps
+    rollout_prompts: int = 64  # × group_size answers an update (selected on seed 0's validation over 256 × 2)
+    group_size: int = 8
+    eval_every: int = 25
+    long_passes: int = 3  # the longer control's passes over the best answers (one pass is GRPO's control)
+
+
+QUICK = Sizes(base_steps=40, base_problems=64, eval_problems=16, problems=64, steps=2, rollout_prompts=2,
+              group_size=4, eval_every=1, long_passes=2)
+
+
+def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
+    """One seed's runs (in its own process); its summary, also written to <root>/seed<N>/summary.json."""
+    here = Seed(seed, root, Settings(eval_problems=sizes.eval_problems), quick)
+    shipped = f"builtin:arith-base/{seed}" + ("/30" if quick else "")  # quick: the paper's quick base
+    here.base = f"builtin:arith-base/{seed}/{sizes.base_steps}/{sizes.base_problems}"
+    valid = [*VALID, f"eval.every={sizes.eval_every}", *(QUICK_SETS if quick else [])]
+    toy = paper_selected.TOY_TRAIN if quick else []
+    summary = {"seed": seed, "shipped": here.accuracy(shipped, "eval_shipped"),
+               "base": here.accuracy(here.base, "eval_base"), "base_loss": base_loss(here.base)}
+    problems = f"builtin:arith/prompts/train/{sizes.problems}/{7 + seed}"
+    pairs, best = paper_selected.candidates(here, "candidates", problems, sizes.problems, quick)
+    answers = sum(1 for _ in best.open())
+    summary["candidates"] = {"pairs": sum(1 for _ in pairs.open()), "best": answers, "problems": sizes.problems}
+
+    def run(name: str, command: str, recipe: str, data: Path | str, steps: int, *sets: str) -> int:
+        rows = here.train(command, recipe, name, data, "null", steps, *valid, *sets)
+        summary[name] = {**here.accuracy(here.dir / name / "model", f"eval_{name}"), **curves(rows)}
+        return max(row["step"] for row in rows)
+
+    run("grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps,
+        f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
+    run("rft_grpo", "sft", "recipes/demo/rft.yaml", best, sizes.steps,
+        f"train.micro_batch_size={max(1, answers // sizes.steps)}")
+    steps = run("dpo_sft", "dpo", "recipes/demo/onpolicy.yaml", pairs, 0, *toy)  # 0: the recipe's passes decide
+    run("rft", "sft", "recipes/demo/rft.yaml", best, steps, *toy)
+    run("rft_long", "sft", "recipes/demo/rft.yaml", best, sizes.long_passes * sizes.steps,
+        f"train.micro_batch_size={max(1, answers // sizes.steps)}")
+    write_atomic(here.dir / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def main(argv=None) -> None:
+    from prefopt.experiments import scarce_page
+
+    command_line(__doc__.splitlines()[0], run_seed, Sizes(), QUICK, "runs/scarce", scarce_page.write, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""docs/scarce.md: its verdicts on worked numbers, the committed page against its summaries, quick mode."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from prefopt.experiments import scarce_page
+from prefopt.experiments.scarce import Sizes
+from tests.conftest import ROOT, clean_env
+
+
+def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long):
+    """A seed's summary with the given 4-5-point rates (%) and short curves."""
+    acc = lambda pct: {"score5": pct / 100, "score45": pct / 100}
+    run = lambda pct, zero=(): {**acc(pct), "valid": [[0, base / 100], [25, pct / 100]], "zero_std": list(zero),
+                                "train_accuracy": [[10, 0.5], [100, 0.7]] if zero else [],
+                                "delta_chosen": [[10, 0.1], [200, 0.2 * seed]], "delta_rejected": [[200, -3.0]]}
+    return {"seed": seed, "shipped": acc(30.0), "base": acc(base), "base_loss": [[100, 1.0], [3000, 0.01]],
+            "candidates": {"pairs": 2000 + seed, "best": 8000, "problems": 12800},
+            "grpo": run(grpo, [[10, 0.8], [20, 0.6]]), "rft_grpo": run(rft_grpo), "dpo_sft": run(dpo_sft),
+            "rft": run(rft), "rft_long": run(rft_long)}
+
+
+def test_the_page_reads_its_verdicts_from_worked_numbers():
+    """GRPO − control: +3.0, +2.0, +1.0 → mean 2.0 > sd 1.0, every seed above: holds.
+    DPO + SFT − control: +1.0, −0.5, +0.5 → two of three above: not beyond the spread.
+    Controls − base: +2.0, +3.0, +4.0 (holds) for both. GRPO's share of groups with no signal: mean of 0.8 and
+    0.6 = 70 %; its rollouts right on 50 % at the first update, 70 % at the last.
+    In the reverse case GRPO is 1 point below its control on every seed: the control is ahead beyond the spread.
+    GRPO − longer control: +0.0, +0.5, +0.0 → not beyond the spread, so the control catches up with GRPO."""
+    summaries = [summary(0, 40.0, 45.0, 42.0, 43.0, 42.0, 45.0), summary(1, 60.0, 65.0, 63.0, 62.5, 63.0, 64.5),
+                 summary(2, 50.0, 55.0, 54.0, 54.5, 54.0, 55.0)]
+    page = scarce_page.markdown(summaries, {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "| **GRPO against its control** | +3.0 | +2.0 | +1.0 | +2.0 ± 1.0 | **holds** |" in page
+    assert "| **DPO + SFT against its control** | +1.0 | -0.5 | +0.5 | +0.3 ± 0.8 | " \
+           "**not beyond the spread (2/3 seeds above)** |" in page
+    assert "| GRPO's control against the base | +2.0 | +3.0 | +4.0 | +3.0 ± 1.0 | **holds** |" in page
+    assert "| scarce-SFT base | 40.0 | 60.0 | 50.0 | 50.0 ± 10.0 |" in page
+    assert "right on 50% of the training problems at the first logged update and 70% at the last; 70% of its" in page
+    assert "comparing a problem's answers teaches more" in page and "the pairs add nothing measurable" in page
+    assert "it draws 6,400 problems, so about 1,920 of them teach it anything; the control imitates a right answer " \
+           "to 8,000 problems" in page  # 100 updates × 64 problems, 30 % of groups with a signal
+    assert "(2,000, 2,001, 2,002 for seeds 0, 1, 2)" in page
+    assert "| GRPO against the longer control | +0.0 | +0.5 | +0.0 | +0.2 ± 0.3 |" in page
+    assert "ends +0.20 nats from the base's and the rejected ones' -3.00" in page  # chosen: (0 + 0.2 + 0.4) / 3
+    assert "keeps the chosen ones from falling" in page
+    assert "the control catches up with GRPO: at equal steps it had less training" in page
+    worse = [summary(k, 40.0, 41.0, 42.0, 44.0, 42.0 - k, 43.0) for k in range(3)]  # the reverse: DPO + SFT ahead
+    page = scarce_page.markdown(worse, {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "The control is ahead on every seed: per step" in page and "rejected answers carry signal" in page
+    assert "it draws 6,400 problems, so about 1,920" in page
+    assert "DPO + SFT also beats a control given more passes over the same answers" in page
+
+
+def test_the_committed_page_matches_its_summaries():
+    committed = ROOT / "docs" / "scarce" / "summaries.json"
+    if not committed.exists():
+        pytest.skip("docs/scarce.md not written yet")
+    data = json.loads(committed.read_text())
+    fresh = scarce_page.markdown(data["seeds"], data["sizes"], minutes=0, quick=False)
+    assert _body(fresh) == _body((ROOT / "docs" / "scarce.md").read_text())
+
+
+@pytest.mark.slow
+def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
+    env = {**clean_env(), "PYTHON": sys.executable}
+    res = subprocess.run(["bash", "scripts/scarce.sh", "--quick", "--runs", str(tmp_path / "runs"), "--docs",
+                          str(tmp_path / "docs")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    data = json.loads((tmp_path / "docs" / "scarce" / "summaries.json").read_text())
+    (seed,) = data["seeds"]
+    assert "model.path=builtin:arith-base/0/40/64 " in (tmp_path / "runs" / "seed0" / "commands.log").read_text()
+    assert seed["base_loss"] and seed["candidates"]["pairs"] > 0
+    for run in ("grpo", "rft_grpo"):  # validation accuracy at the start and after each of the 2 steps
+        assert [step for step, _ in seed[run]["valid"]] == [0, 1, 2] and 0 <= seed[run]["score45"] <= 1
+    assert seed["rft_long"]["valid"][-1][0] == 4  # 2 passes of GRPO's control's 2 steps
+    # DPO + SFT's passes set its length; its control takes as many steps
+    assert seed["dpo_sft"]["valid"][-1][0] == seed["rft"]["valid"][-1][0] > 0
+    assert seed["grpo"]["zero_std"] and seed["grpo"]["train_accuracy"]
+    fresh = scarce_page.markdown(data["seeds"], data["sizes"], minutes=0, quick=True)
+    assert _body(fresh) == _body((tmp_path / "docs" / "scarce.md").read_text())
+
+
+def _body(page: str) -> str:
+    return page.split("## Set-up", 1)[1]  # the header holds the run time
