@@ -42,7 +42,7 @@ class Sizes:
     eval_problems: int = 1000
     problems: int = 12800  # RL and candidate problems: 6× more than the SFT saw, as prompts are cheap and labels not
     steps: int = 100  # GRPO's updates and its control's steps
-    rollout_prompts: int = 64  # × group_size answers an update (selected on seed 0's validation over 256 × 2)
+    rollout_prompts: int = 64  # × group_size answers an update (chosen over 256 × 2 on a separate base, validation)
     group_size: int = 8
     eval_every: int = 25
     long_passes: int = 3  # the longer control's passes over the best answers (one pass is GRPO's control)
