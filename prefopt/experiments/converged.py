@@ -74,10 +74,10 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
 def curves(rows: list[dict]) -> dict:
     """Validation accuracy over steps; for GRPO the share of its groups that carried no signal and its rollouts'
     accuracy; for DPO the 3D metrics on its training batches (log-prob change of chosen and rejected)."""
-    curve = lambda key: [[row["step"], row[key]] for row in rows if key in row]
-    return {"valid": curve("eval/accuracy"), "zero_std": curve("grpo/zero_std_frac"),
-            "train_accuracy": curve("grpo/accuracy"), "delta_chosen": curve("3d/delta_chosen"),
-            "delta_rejected": curve("3d/delta_rejected")}
+    names = {"valid": "eval/accuracy", "zero_std": "grpo/zero_std_frac", "train_accuracy": "grpo/accuracy",
+             "delta_chosen": "3d/delta_chosen", "delta_rejected": "3d/delta_rejected"}
+    found = paper_selected.curves(rows, names.values())
+    return {name: found[key] for name, key in names.items()}
 
 
 def base_loss(spec: str) -> list:

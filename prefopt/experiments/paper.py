@@ -29,12 +29,12 @@ from pathlib import Path
 
 from prefopt.experiments import REPO, paper_selected
 from prefopt.experiments.paper_report import SCENARIOS
+from prefopt.experiments.paper_selected import THREE_D
 from prefopt.experiments.seeds import side_by_side
 from prefopt.fsutil import write_atomic
 from prefopt.rundir import read_metrics
 
 REGULARISERS = {"dpo_sft": ("dpo", ["loss.sft_weight=1.0"]), "ipo": ("ipo", []), "slic": ("slic", [])}
-THREE_D = ("eval/3d/delta_chosen", "eval/3d/delta_rejected")
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Seed:
         for name, path in files.items():  # vanilla DPO, evaluated on its own pairs (Table 1) and held out (Table 2)
             rows = self.train("dpo", "recipes/demo/dpo.yaml", name, path, path, s.dpo_steps, *paper)
             summary["scenarios"][name] = {**_table1(rows), **self.accuracy(self.dir / name / "model", f"eval_{name}"),
-                                          "curves": _curves(rows, THREE_D)}
+                                          "curves": paper_selected.curves(rows, THREE_D)}
         summary["regularisers"] = {}
         for name, (command, sets) in REGULARISERS.items():
             rows = self.train(command, "recipes/demo/dpo.yaml", name, files["scenario1"], files["scenario1"],
@@ -184,14 +184,14 @@ class Seed:
         dpo = self.train("dpo", "recipes/demo/dpo.yaml", "dpo_heldout", pairs, heldout, s.dpo_steps, *every,
                          f"optim.lr={s.dpo_lr}", *PAPER_SETTINGS)
         key = ("eval/rewards/accuracies",)
-        return {"rm": _curves(rm, key)[key[0]], "dpo": _curves(dpo, key)[key[0]]}
+        return {"rm": paper_selected.curves(rm, key)[key[0]], "dpo": paper_selected.curves(dpo, key)[key[0]]}
 
     def ppo(self, pairs: Path) -> dict:
         """PPO from the base against the reward model of `stability`, evaluated like the DPO runs."""
         s = self.settings
         rows = self.train("ppo", "recipes/demo/ppo.yaml", "ppo", f"builtin:arith/prompts/train/512/{self.seed}",
                           pairs, s.ppo_steps, f"ppo.reward.path={self.dir / 'rm' / 'model'}")
-        return {**self.accuracy(self.dir / "ppo" / "model", "eval_ppo"), "curves": _curves(rows, THREE_D)}
+        return {**self.accuracy(self.dir / "ppo" / "model", "eval_ppo"), "curves": paper_selected.curves(rows, THREE_D)}
 
 
 def _builtin(name: str, seed: int, steps: int) -> str:
@@ -225,10 +225,6 @@ def _diagnosis(pairs: Path, generations: Path, model: str) -> dict:
     tok = AutoTokenizer.from_pretrained(builtin.resolve(model))
     rows = lambda path: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {"pairs": diagnose.pair_stats(rows(pairs), tok), "errors": diagnose.error_stats(rows(generations))}
-
-
-def _curves(rows: list[dict], keys) -> dict[str, list]:
-    return {key: [[row["step"], row[key]] for row in rows if key in row] for key in keys}
 
 
 def _table1(rows: list[dict]) -> dict:

@@ -48,21 +48,21 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
                       *(TOY_TRAIN if quick else []))
     steps = max(r["step"] for r in rows)
     out["dpo_sft"] = {**seed.accuracy(seed.dir / "selected_dpo_sft" / "model", "eval_selected_dpo_sft"),
-                      "curves": _curves(rows, THREE_D)}
+                      "curves": curves(rows, THREE_D)}
     seed.train("sft", "recipes/demo/rft.yaml", "rft", best, "null", steps, *(TOY_TRAIN if quick else []))
     out["rft"] = seed.accuracy(seed.dir / "rft" / "model", "eval_rft")
     problems = f"builtin:arith/prompts/train/12800/{7 + seed.seed}"
     grpo_sets = ["train.micro_batch_size=16", "grpo.rollout_prompts=8", "grpo.max_new_tokens=12"] if quick else []
     rows = seed.train("grpo", "recipes/demo/grpo.yaml", "grpo", problems, eval_pairs, sizes.grpo_steps, *grpo_sets)
-    out["grpo"] = {**seed.accuracy(seed.dir / "grpo" / "model", "eval_grpo"), "curves": _curves(rows, THREE_D),
-                   "train_accuracy": _curves(rows, ("grpo/accuracy",))["grpo/accuracy"],
-                   "rollouts": _curves(rows, ("grpo/zero_std_frac", "grpo/entropy"))}
+    out["grpo"] = {**seed.accuracy(seed.dir / "grpo" / "model", "eval_grpo"), "curves": curves(rows, THREE_D),
+                   "train_accuracy": curves(rows, ("grpo/accuracy",))["grpo/accuracy"],
+                   "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/entropy"))}
     # the same GRPO with an SFT term on its right answers (128 problems × 4 an update: the control's samples)
     rows = seed.train("grpo", "recipes/demo/grpo_sft.yaml", "grpo_sft", problems, eval_pairs, sizes.grpo_steps,
                       *grpo_sets)
     out["grpo_sft"] = {**seed.accuracy(seed.dir / "grpo_sft" / "model", "eval_grpo_sft"),
-                       "curves": _curves(rows, THREE_D),
-                       "rollouts": _curves(rows, ("grpo/zero_std_frac", "grpo/entropy", "grpo/sft_frac"))}
+                       "curves": curves(rows, THREE_D),
+                       "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/entropy", "grpo/sft_frac"))}
     _, best = candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
     answers = sum(1 for _ in best.open())
     seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps,
@@ -71,7 +71,7 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     rows = seed.train("ppo", "recipes/demo/ppo.yaml", "ppo_rule", f"builtin:arith/prompts/train/512/{seed.seed}",
                       eval_pairs, sizes.ppo_steps, "ppo.reward.kind=rule", "ppo.reward.path=null")
     out["ppo_rule"] = {**seed.accuracy(seed.dir / "ppo_rule" / "model", "eval_ppo_rule"),
-                       "curves": _curves(rows, THREE_D)}
+                       "curves": curves(rows, THREE_D)}
     return out
 
 
@@ -86,6 +86,7 @@ def candidates(seed, name: str, prompts: str, count: int, quick: bool):
     return here / "pairs.jsonl", here / "best.jsonl"
 
 
-def _curves(rows: list[dict], keys) -> dict[str, list]:
+def curves(rows: list[dict], keys) -> dict[str, list]:
+    """Each metric in `keys` over steps, as [step, value] pairs, from a run's metrics rows (the harnesses' one reader)."""
     return {key: [[row["step"], row[key]] for row in rows if key in row] for key in keys}
 
