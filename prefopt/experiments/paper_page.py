@@ -1,5 +1,5 @@
-"""docs/paper.md itself: the reading (sentences built from the summaries), the figures and the page around the
-tables and claims of prefopt/experiments/paper_report.py.
+"""docs/paper.md itself: the figures and the page around the tables and claims of prefopt/experiments/paper_report.py
+and the reading of paper_reading.py.
 
     python -m prefopt.experiments.paper_page runs/paper docs --minutes 38     # re-write the page from finished runs
 """
@@ -12,19 +12,17 @@ from pathlib import Path
 
 import yaml
 
-from prefopt.experiments.paper_report import (
-    REG_NAMES,
-    SCENARIOS,
-    SELECTED,
-    accuracy_of,
-    beats_table,
-    claims_table,
-    mean_sd,
-    stat,
-    sweep_of,
-    tables,
-    verdict,
-)
+from prefopt.experiments.paper_reading import reading
+from prefopt.experiments.paper_report import SCENARIOS, accuracy_of, beats_table, claims_table, stat, sweep_of, tables
+
+# the settings of the runs that start from the control's model, and the validation numbers that chose them (seed 0,
+# from the control's model, before the test runs; prefopt/experiments/paper_selected.py's AFTER_CONTROL_*)
+AFTER_CONTROL = (
+    "The control first, then each family from its model: GRPO at 64 problems × 8 answers (validation accuracy on "
+    "seed 0 from the control's 0.333: 0.345, over the demo's 256 × 2 at 0.320), and DPO + SFT on pairs of 4 "
+    "candidates from the control's model for the selected DPO + SFT's problems, 3 passes at lr 3e-5 (0.353, over "
+    "lr 1e-4 at 0.315 and one pass at 1e-4 at 0.344); both against a longer control, 3 passes over the control's "
+    "best answers (0.362 on the same validation, ahead of both before the test runs). Nothing else was tried.")
 
 
 def _onpolicy_settings() -> str:
@@ -36,102 +34,6 @@ def _onpolicy_settings() -> str:
     return (f"{'one pass' if passes == 1 else f'{passes} passes'} of DPO + SFT (λ {recipe['loss']['sft_weight']:g}, "
             f"lr {recipe['optim']['lr']:.0e})".replace("e-0", "e-"))
 
-
-def reading(summaries: list[dict]) -> str:
-    """What the numbers say about this scale, in sentences built from the same summaries."""
-    mean = lambda fn: statistics.mean(fn(s) for s in summaries)
-    base = mean(lambda s: accuracy_of(s["base"]))
-    runs = {f"scenario {k[-1]}": (lambda s, k=k: s["scenarios"][k]) for k in SCENARIOS}
-    runs.update({REG_NAMES[k]: (lambda s, k=k: s["regularisers"][k]) for k in ("dpo_sft", "flex_beta", "ipo", "slic")})
-    changes = {name: mean(lambda s, get=get: accuracy_of(get(s))) - base for name, get in runs.items()}
-    below = [name for name, change in changes.items() if change < 0]
-    rej = lambda k: mean(lambda s: s["scenarios"][k]["logp_rejected_base"])
-    dpo_chosen = mean(lambda s: s["scenarios"]["scenario1"]["delta_chosen"])
-    order = sorted(SCENARIOS, key=lambda k: -mean(lambda s, k=k: accuracy_of(s["scenarios"][k])))
-    pairs_total = lambda s: sum(v for k, v in s["diagnosis"]["pairs"].items() if k.startswith(("right", "both")))
-    last_digit = mean(lambda s: s["diagnosis"]["pairs"].get(
-        "rejected tokens from the first difference to the end: 2", 0) / max(pairs_total(s), 1))
-    in_answer = mean(lambda s: s["diagnosis"]["pairs"].get("differ first in the final answer", 0) /
-                     max(pairs_total(s), 1))
-    wrong = lambda s: sum(v for k, v in s["diagnosis"]["errors"].items() if k.startswith("wrong"))
-    final_only = mean(lambda s: s["diagnosis"]["errors"].get("wrong: working right, final number wrong", 0) /
-                      max(wrong(s), 1))
-    selected = {name: mean(lambda s, get=get: accuracy_of(get(s))) - base for name, get in SELECTED}
-    control = mean(lambda s: accuracy_of(s["paper_control"])) - base
-    return "\n".join([
-        "## Reading the numbers at this scale", "",
-        f"- **What the base gets wrong.** Of its wrong greedy answers, {final_only:.0%} have every step of the "
-        "working right and only the final number wrong: the last, unwritten step (add the partial products, or "
-        "take the units back off) is where a 4-layer model fails.",
-        f"- **What the pairs teach.** Every on-policy pair opposes a right and a wrong answer (the rule judge). "
-        f"On {in_answer:.0%} of them chosen and rejected first differ inside the final answer, and on "
-        f"{last_digit:.0%} only in its last digit (then the end of the sequence): the shared working cancels in "
-        "h = Δ_w − Δ_l, and every gradient lands on a digit or two. Vanilla DPO can raise h by pushing a digit down "
-        "in both answers of a pair, since the right digit of one problem is the wrong digit of its neighbour: "
-        + (f"its chosen log-prob ends {-dpo_chosen:.2f} nats below the reference here (the paper's Degradation). "
-           if dpo_chosen < 0 else
-           f"at the paper's small learning rate its chosen log-prob still ends {dpo_chosen:.2f} nats above the "
-           "reference here, so the Degradation does not show. ") +
-        "On the validation split, the losses that hold the chosen side up (DPO + SFT; DPO-Positive, whose penalty "
-        "acts only while the chosen log-prob is below the reference's) did better than vanilla DPO at every "
-        "learning rate searched (docs/selection.md).",
-        f"- **Paper settings against the base.** {len(below)} of the {len(changes)} DPO-family runs at the paper's "
-        "settings (one pass, a small learning rate) end below the base (" +
-        ", ".join(f"{n}: {c:+.1f} pp" for n, c in changes.items()) + f"); SFT on the same chosen answers at the same "
-        f"settings moves it by {control:+.1f} pp" + (", so at these settings the gain is that of a few small steps "
-        "toward the model's own right answers, whatever the loss." if max(abs(c - control) for c in changes.values())
-        < 1 else "."),
-        "- **Selected settings.** " + ", ".join(f"{n}: {c:+.1f} pp" for n, c in selected.items()) + " against the "
-        "base. The base is far from converged (the 1,700-step model the demo can afford; [converged.md](converged.md) "
-        "converges it, [scarce.md](scarce.md) fits scarce SFT data), so training on its own right answers already "
-        "improves it: that is the control, and the table above says whether each method beats it beyond the spread.",
-        f"- **Off-policy rejected answers are already unlikely.** The other model's worst answers start at "
-        f"{rej('scenario3'):.2f} nats per token under the base, the policy's own worst at {rej('scenario1'):.2f}. "
-        f"Held-out accuracy after DPO orders the scenarios {' > '.join(k[-1] for k in order)}.",
-        f"- **Scenarios 1 and 2 are almost the same data here.** On {mean(lambda s: s['same_chosen']):.0%} of the "
-        "prompts the policy's best answer is the dataset's solution word for word (the task's solutions have one "
-        "fixed form), so the two scenarios differ on few pairs; read their gap against its spread.",
-        *_limits(summaries),
-        "- **Seeds.** Each seed has its own base, and the bases differ by several points; the claims compare runs "
-        "within a seed, so that spread cancels in their statistics.",
-    ])
-
-
-def _limits(summaries: list[dict]) -> list[str]:
-    """The diagnosis of the selected runs against their controls: GRPO's signal, DPO + SFT's 3D metrics."""
-    rollouts = [s["selected"]["grpo"].get("rollouts") for s in summaries]
-    if not all(rollouts):  # summaries written before the rollout statistics were kept
-        return []
-    over = lambda key: statistics.mean(v for r in rollouts for _, v in r[key])
-    last = lambda run, key: [s["selected"][run]["curves"][key][-1][1] for s in summaries]
-    chosen, rejected = last("dpo_sft", "eval/3d/delta_chosen"), last("dpo_sft", "eval/3d/delta_rejected")
-    grpo_chosen = last("grpo", "eval/3d/delta_chosen")
-    return [
-        f"- **What limits GRPO here.** Averaged over its logged updates, {over('grpo/zero_std_frac'):.0%} of the "
-        "2-answer groups scored the same (no advantage, so no gradient: `grpo/zero_std_frac`), and the rollouts' "
-        f"entropy is {over('grpo/entropy'):.2f} nats per token: the SFT base samples almost deterministically, so "
-        "most problems give GRPO nothing to compare, while its control trains on every problem's best right answer." +
-        _sft_term(summaries),
-        "- **The selected DPO + SFT on answers it did not train on.** On scenario 1's pairs (other problems, other "
-        f"answers), its Δ log π(chosen) ends at {mean_sd(chosen, '+.2f')} nats and Δ log π(rejected) at "
-        f"{mean_sd(rejected, '+.2f')}; GRPO's Δ log π(chosen) there ends at {mean_sd(grpo_chosen, '+.2f')}. " +
-        ("The chosen side falls on unseen right answers too (the paper's Degradation, dispersed onto other "
-         "problems): the pairs' push on a final digit is a push on the same digit where it is right elsewhere."
-         if statistics.mean(chosen) < 0 else "The chosen side holds on unseen right answers."),
-    ]
-
-
-def _sft_term(summaries: list[dict]) -> str:
-    """What the SFT term adds to GRPO: its margin over GRPO alone and over the control, in the beats table's terms."""
-    gain = lambda run, other: [accuracy_of(s["selected"][run]) - accuracy_of(s["selected"][other]) for s in summaries]
-    over_control = gain("grpo_sft", "rft_grpo")
-    return (" With the SFT term on the rollout's right answers (all-right groups included), GRPO changes by "
-            f"{mean_sd(gain('grpo_sft', 'grpo'), '+.1f')} pp against GRPO alone and "
-            f"{mean_sd(over_control, '+.1f')} pp against the control: " +
-            ("comparing answers within a group adds to training on the right ones."
-             if verdict(over_control)[1] == "holds" else
-             "what the term adds is what the control has too, the right answers themselves; comparing answers "
-             "within a group adds nothing measurable here."))
 
 
 def figures(summaries: list[dict], out_dir: Path) -> dict[str, Path]:
@@ -222,7 +124,7 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "validation accuracy on seed 0: 0.344 against GRPO's 0.329 and its control's 0.333, the only setting of the "
         "term searched beyond λ 0.3 and 1 at 256 × 2); PPO with the rule reward (the demo's PPO settings, not "
         "searched). DPO + SFT and GRPO each have a control that trains as long on the same problems' judged-best "
-        "answers with plain SFT.",
+        "answers with plain SFT. " + AFTER_CONTROL,
         f"- **Evaluation**: one greedy answer for each of {settings['eval_problems']} held-out problems (a tenth of "
         "all problems, never in any training set), scored 1-5 by the rule judge (5: right with working, 4: right "
         f"answer only). Figure 4's accuracy is on pairs judged from {settings['heldout_prompts']} held-out prompts.",

@@ -102,6 +102,9 @@ SELECTED = [
     ("GRPO + SFT term, rule reward (selected)", lambda s: s["selected"]["grpo_sft"]),
     ("control: continued SFT on the pairs' problems' best answers", lambda s: s["selected"]["rft"]),
     ("control: continued SFT on GRPO's problems' best answers", lambda s: s["selected"]["rft_grpo"]),
+    ("GRPO from the control's model", lambda s: s["selected"]["rft_then_grpo"]),
+    ("DPO + SFT from the control's model, on its own pairs", lambda s: s["selected"]["rft_then_dpo_sft"]),
+    ("longer control: 3 passes over GRPO's problems' best answers", lambda s: s["selected"]["rft_long"]),
 ]
 BEATS = [*PAPER_RUNS, PAPER_CONTROL, ("RLHF-PPO, learned reward model", lambda s: s["ppo"]), *SELECTED]
 # (statement, method, its control): a method improves on its base only if it also beats training as long on the
@@ -113,7 +116,11 @@ CONTROLS = [*((f"{name.split(',')[0]} (paper settings) beats SFT on the same cho
             ("GRPO beats its control (same problems, samples and steps, SFT on the best of 4)",
              lambda s: s["selected"]["grpo"], lambda s: s["selected"]["rft_grpo"]),
             ("GRPO + SFT term beats the same control",
-             lambda s: s["selected"]["grpo_sft"], lambda s: s["selected"]["rft_grpo"])]
+             lambda s: s["selected"]["grpo_sft"], lambda s: s["selected"]["rft_grpo"]),
+            ("GRPO from the control's model beats the longer control (more SFT steps than both together)",
+             lambda s: s["selected"]["rft_then_grpo"], lambda s: s["selected"]["rft_long"]),
+            ("DPO + SFT from the control's model beats the longer control",
+             lambda s: s["selected"]["rft_then_dpo_sft"], lambda s: s["selected"]["rft_long"])]
 
 
 def verdict(values: list[float]) -> tuple[str, str]:

@@ -8,6 +8,10 @@ split. Per seed, from the same base as the paper-settings runs:
   - GRPO with the rule reward (recipes/demo/grpo.yaml), the same with an SFT term on its right answers
     (recipes/demo/grpo_sft.yaml) and, for as many steps and 4 samples per problem as GRPO draws, continued SFT on
     the judged-best of the 4 answers to GRPO's problems (the RL path's control);
+  - the control first, then each family from the control's model (docs/scarce.md: the control learns from every
+    problem's right answer, GRPO from the few whose answers differ, so the usual order is SFT on verified answers,
+    then RL): GRPO from it, and DPO + SFT on pairs of 4 candidates from it; both against a longer control, 3 passes
+    over the same best answers (more steps than the control and either method together);
   - PPO with the rule reward (recipes/demo/ppo.yaml, the demo's PPO settings, not searched), beside the
     paper-settings PPO against the learned reward model.
 Each entry holds held-out accuracy (`score5`, `score45`) and, where the run has them, the 3D curves on the seed's
@@ -29,12 +33,16 @@ class Selected:
     grpo_problems: int = 12800  # GRPO's training problems (256 a step × 100 steps: each seen twice)
     grpo_steps: int = 100
     ppo_steps: int = 40
+    long_passes: int = 3  # the longer control's passes over the best answers (the control makes one)
 
 
-QUICK = Selected(prompts=48, grpo_problems=16, grpo_steps=2, ppo_steps=2)
+QUICK = Selected(prompts=48, grpo_problems=16, grpo_steps=2, ppo_steps=2, long_passes=2)
 TOY_GENERATE = ["generate.n=8", "generate.max_new_tokens=16"]  # quick mode: toy sizes (a 30-step base needs 8 tries)
 TOY_JUDGE = ["judge.best_min_score=1"]  # a 30-step base is never right: its control trains on its best anyway
 TOY_TRAIN = ["train.micro_batch_size=4"]
+# after the control, chosen on seed 0's validation split from the control's model (docs/paper.md lists the numbers)
+AFTER_CONTROL_GRPO = ["grpo.rollout_prompts=64", "grpo.group_size=8"]
+AFTER_CONTROL_DPO = ["optim.lr=3e-5"]
 
 
 def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
@@ -65,9 +73,12 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
                        "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/entropy", "grpo/sft_frac"))}
     _, best = candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
     answers = sum(1 for _ in best.open())
-    seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps,
-               f"train.micro_batch_size={max(1, answers // sizes.grpo_steps)}")
+    one_pass = f"train.micro_batch_size={max(1, answers // sizes.grpo_steps)}"
+    seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps, one_pass)
     out["rft_grpo"] = seed.accuracy(seed.dir / "rft_grpo" / "model", "eval_rft_grpo")
+    seed.train("sft", "recipes/demo/rft.yaml", "rft_long", best, "null", sizes.long_passes * sizes.grpo_steps, one_pass)
+    out["rft_long"] = seed.accuracy(seed.dir / "rft_long" / "model", "eval_rft_long")
+    out.update(after_control(seed, sizes, quick, eval_pairs, problems, grpo_sets))
     rows = seed.train("ppo", "recipes/demo/ppo.yaml", "ppo_rule", f"builtin:arith/prompts/train/512/{seed.seed}",
                       eval_pairs, sizes.ppo_steps, "ppo.reward.kind=rule", "ppo.reward.path=null")
     out["ppo_rule"] = {**seed.accuracy(seed.dir / "ppo_rule" / "model", "eval_ppo_rule"),
@@ -75,12 +86,31 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     return out
 
 
-def candidates(seed, name: str, prompts: str, count: int, quick: bool):
-    """4 candidates (8 in quick mode) from the base for `count` problems of `prompts`, judged: (pairs, best answers)."""
+def after_control(seed, sizes: Selected, quick: bool, eval_pairs, problems: str, grpo_sets: list) -> dict:
+    """GRPO, and DPO + SFT on the control's own pairs, each started from the control's model (`rft_grpo`)."""
+    control = seed.dir / "rft_grpo" / "model"
+    start = [f"model.path={control}"]  # the reference follows (model.ref_path defaults to the path)
+    rows = seed.train("grpo", "recipes/demo/grpo.yaml", "rft_then_grpo", problems, eval_pairs, sizes.grpo_steps,
+                      *start, *AFTER_CONTROL_GRPO, *grpo_sets)
+    out = {"rft_then_grpo": {**seed.accuracy(seed.dir / "rft_then_grpo" / "model", "eval_rft_then_grpo"),
+                             "curves": curves(rows, THREE_D),
+                             "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/accuracy"))}}
+    pairs, _ = candidates(seed, "rft_onpolicy", f"builtin:arith/prompts/train/{sizes.prompts}/{100 + seed.seed}",
+                          sizes.prompts, quick, model=control)
+    rows = seed.train("dpo", "recipes/demo/onpolicy.yaml", "rft_then_dpo_sft", pairs, eval_pairs, 0, *start,
+                      *AFTER_CONTROL_DPO, *(TOY_TRAIN if quick else []))
+    out["rft_then_dpo_sft"] = {**seed.accuracy(seed.dir / "rft_then_dpo_sft" / "model", "eval_rft_then_dpo_sft"),
+                               "curves": curves(rows, THREE_D), "pairs": sum(1 for _ in pairs.open())}
+    return out
+
+
+def candidates(seed, name: str, prompts: str, count: int, quick: bool, model=None):
+    """4 candidates (8 in quick mode) from `model` (the base by default) for `count` problems of `prompts`, judged:
+    (pairs, best answers)."""
     here = seed.dir / name
-    gens = seed.prefopt("generate", "recipes/demo/onpolicy.yaml", f"model.path={seed.base}", f"data.train={prompts}",
-                        f"generate.max_prompts={count}", f"generate.seed={seed.seed}", f"train.output_dir={here}",
-                        *(TOY_GENERATE if quick else []))
+    gens = seed.prefopt("generate", "recipes/demo/onpolicy.yaml", f"model.path={model or seed.base}",
+                        f"data.train={prompts}", f"generate.max_prompts={count}", f"generate.seed={seed.seed}",
+                        f"train.output_dir={here}", *(TOY_GENERATE if quick else []))
     seed.prefopt("judge", "recipes/demo/onpolicy.yaml", f"judge.input={gens}", f"train.output_dir={here}",
                  *(TOY_JUDGE if quick else []))
     return here / "pairs.jsonl", here / "best.jsonl"

@@ -25,7 +25,8 @@ def summary(seed=0, s1=40.0, others=(30.0, 31.0, 29.0), base=35.0, ppo=45.0, fle
             "stability": {"rm": [[0, 0.5], [5, 0.6], [10, 0.6]], "dpo": [[0, 0.5], [5, 0.8], [10, 0.6]]},
             "ppo": {**acc(ppo), "curves": {}}, "pairs": {}, "settings": {}, "paper_control": acc(base + 1),
             "selected": {"dpo_sft": acc(base + 4), "rft": acc(base + 3), "grpo": acc(base + 5),
-                         "rft_grpo": acc(base + 2), "grpo_sft": acc(base + 6), "ppo_rule": acc(base - 1)}}
+                         "rft_grpo": acc(base + 2), "grpo_sft": acc(base + 6), "ppo_rule": acc(base - 1),
+                         "rft_then_grpo": acc(base + 7), "rft_then_dpo_sft": acc(base + 5), "rft_long": acc(base + 6)}}
 
 
 def test_claim_statistics_on_worked_numbers():
@@ -48,8 +49,10 @@ def test_claim_statistics_on_worked_numbers():
 
 def test_beats_its_base_and_its_control_on_worked_numbers():
     """Seeds with bases 35 and 30: DPO + SFT +4 on both (mean 4 ± 0, beyond: holds); its control +3, so it beats
-    it by +1 on both; GRPO +5 against a control at +2: +3, GRPO + SFT term +6 against it: +4. Paper-settings DPO
-    (40 on both seeds) against its control (SFT at base + 1: 36 and 31): +4 and +9, mean 6.5 ± 3.5: holds. A second
+    it by +1 on both; GRPO +5 against a control at +2: +3, GRPO + SFT term +6 against it: +4; from the control's
+    model, GRPO (+7) against the longer control (+6): +1, DPO + SFT (+5) against it: -1 on both, does not hold.
+    Paper-settings DPO (40 on both seeds) against its control (SFT at base + 1: 36 and 31): +4 and +9, mean
+    6.5 ± 3.5: holds. A second
     pair of seeds where DPO + SFT's margin over the base is +4 and -1 (mean 1.5 ± 3.5): not beyond the spread, 1 of
     2 seeds above."""
     table = paper_report.beats_table([summary(), summary(seed=1, base=30.0)])
@@ -59,6 +62,12 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
     assert "| PPO, rule reward | -1.0 | -1.0 | -1.0 ± 0.0 | **does not hold** |" in table
     assert "| +1.0 | +1.0 | +1.0 ± 0.0 | **holds** |" in table and "| +3.0 | +3.0 | +3.0 ± 0.0 | **holds** |" in table
     assert "| GRPO + SFT term beats the same control | +4.0 | +4.0 | +4.0 ± 0.0 | **holds** |" in table
+    assert "| GRPO from the control's model beats the longer control (more SFT steps than both together) | +1.0 | " \
+        "+1.0 | +1.0 ± 0.0 | **holds** |" in table
+    assert "| DPO + SFT from the control's model beats the longer control | -1.0 | -1.0 | -1.0 ± 0.0 | **does not " \
+        "hold** |" in table
+    assert "| longer control: 3 passes over GRPO's problems' best answers | +6.0 | +6.0 | +6.0 ± 0.0 | **holds** |" \
+        in table
     worse = summary(seed=1)
     worse["selected"]["dpo_sft"] = {"score5": 0.34, "score45": 0.34}
     table = paper_report.beats_table([summary(), worse])
@@ -88,7 +97,15 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     assert paper_report.claims_table(summaries) in page and paper_report.tables(summaries) in page
     assert paper_report.beats_table(summaries) in page
     (seed,) = summaries
-    assert set(seed["selected"]) == {"dpo_sft", "rft", "grpo", "grpo_sft", "rft_grpo", "ppo_rule"}
+    assert set(seed["selected"]) == {"dpo_sft", "rft", "grpo", "grpo_sft", "rft_grpo", "ppo_rule", "rft_long",
+                                     "rft_then_grpo", "rft_then_dpo_sft"}
+    assert seed["selected"]["rft_then_dpo_sft"]["pairs"] > 0  # pairs judged from the control's own candidates
+    control = str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model")
+    for run in ("rft_then_grpo", "rft_then_dpo_sft"):  # each starts from the control's model
+        assert f"path: {control}\n" in (tmp_path / "runs" / "seed0" / run / "recipe.yaml").read_text()
+    generate = [line for line in (tmp_path / "runs" / "seed0" / "commands.log").read_text().splitlines()
+                if line.startswith("$ prefopt generate") and "rft_onpolicy" in line]
+    assert len(generate) == 1 and f"model.path={control} " in generate[0]  # its pairs are the control's own
     assert seed["selected"]["grpo_sft"]["rollouts"]["grpo/sft_frac"]
     assert 0 <= seed["paper_control"]["score45"] <= 1 and seed["selected"]["grpo"]["rollouts"]["grpo/entropy"]
     assert set(seed["scenarios"]) == {"scenario1", "scenario2", "scenario3", "scenario4"}

@@ -11,8 +11,9 @@ from prefopt.experiments.scarce import Sizes
 from tests.conftest import ROOT, clean_env
 
 
-def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long):
-    """A seed's summary with the given 4-5-point rates (%) and short curves."""
+def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=None):
+    """A seed's summary with the given 4-5-point rates (%) and short curves (GRPO after the control: by default level
+    with the longer control)."""
     acc = lambda pct: {"score5": pct / 100, "score45": pct / 100}
     run = lambda pct, zero=(): {**acc(pct), "valid": [[0, base / 100], [25, pct / 100]], "zero_std": list(zero),
                                 "train_accuracy": [[10, 0.5], [100, 0.7]] if zero else [],
@@ -20,7 +21,8 @@ def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long):
     return {"seed": seed, "shipped": acc(30.0), "base": acc(base), "base_loss": [[100, 1.0], [3000, 0.01]],
             "candidates": {"pairs": 2000 + seed, "best": 8000, "problems": 12800},
             "grpo": run(grpo, [[10, 0.8], [20, 0.6]]), "rft_grpo": run(rft_grpo), "dpo_sft": run(dpo_sft),
-            "rft": run(rft), "rft_long": run(rft_long)}
+            "rft": run(rft), "rft_long": run(rft_long),
+            "rft_then_grpo": run(rft_long if rft_then_grpo is None else rft_then_grpo, [[10, 0.5]])}
 
 
 def test_the_page_reads_its_verdicts_from_worked_numbers():
@@ -29,9 +31,12 @@ def test_the_page_reads_its_verdicts_from_worked_numbers():
     Controls − base: +2.0, +3.0, +4.0 (holds) for both. GRPO's share of groups with no signal: mean of 0.8 and
     0.6 = 70 %; its rollouts right on 50 % at the first update, 70 % at the last.
     In the reverse case GRPO is 1 point below its control on every seed: the control is ahead beyond the spread.
-    GRPO − longer control: +0.0, +0.5, +0.0 → not beyond the spread, so the control catches up with GRPO."""
-    summaries = [summary(0, 40.0, 45.0, 42.0, 43.0, 42.0, 45.0), summary(1, 60.0, 65.0, 63.0, 62.5, 63.0, 64.5),
-                 summary(2, 50.0, 55.0, 54.0, 54.5, 54.0, 55.0)]
+    GRPO − longer control: +0.0, +0.5, +0.0 → not beyond the spread, so the control catches up with GRPO.
+    GRPO from the control's model (46, 66, 56.5) − longer control: +1.0, +1.5, +1.5 → 1.3 ± 0.3: holds; − the
+    one-pass control: +4.0, +3.0, +2.5 → holds; in the reverse case it is level with the longer control."""
+    summaries = [summary(0, 40.0, 45.0, 42.0, 43.0, 42.0, 45.0, 46.0),
+                 summary(1, 60.0, 65.0, 63.0, 62.5, 63.0, 64.5, 66.0),
+                 summary(2, 50.0, 55.0, 54.0, 54.5, 54.0, 55.0, 56.5)]
     page = scarce_page.markdown(summaries, {**Sizes().__dict__}, minutes=20, quick=False)
     assert "| **GRPO against its control** | +3.0 | +2.0 | +1.0 | +2.0 ± 1.0 | **holds** |" in page
     assert "| **DPO + SFT against its control** | +1.0 | -0.5 | +0.5 | +0.3 ± 0.8 | " \
@@ -47,11 +52,18 @@ def test_the_page_reads_its_verdicts_from_worked_numbers():
     assert "ends +0.20 nats from the base's and the rejected ones' -3.00" in page  # chosen: (0 + 0.2 + 0.4) / 3
     assert "keeps the chosen ones from falling" in page
     assert "the control catches up with GRPO: at equal steps it had less training" in page
+    assert "| **GRPO from the control's model against the longer control** | +1.0 | +1.5 | +1.5 | +1.3 ± 0.3 | " \
+           "**holds** |" in page
+    assert "| GRPO from the control's model against the one-pass control | +4.0 | +3.0 | +2.5 | +3.2 ± 0.8 | " \
+           "**holds** |" in page
+    assert "The control, then GRPO: +3.2 ± 0.8 pp over the control it starts from (holds), +1.3 ± 0.3 pp against " \
+           "the longer control (holds).** 50% of its groups" in page and "then RL." in page
     worse = [summary(k, 40.0, 41.0, 42.0, 44.0, 42.0 - k, 43.0) for k in range(3)]  # the reverse: DPO + SFT ahead
     page = scarce_page.markdown(worse, {**Sizes().__dict__}, minutes=20, quick=False)
     assert "The control is ahead on every seed: per step" in page and "rejected answers carry signal" in page
     assert "it draws 6,400 problems, so about 1,920" in page
     assert "DPO + SFT also beats a control given more passes over the same answers" in page
+    assert "Comparing answers after the control adds nothing measurable" in page
 
 
 def test_the_committed_page_matches_its_summaries():
@@ -76,6 +88,9 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     for run in ("grpo", "rft_grpo"):  # validation accuracy at the start and after each of the 2 steps
         assert [step for step, _ in seed[run]["valid"]] == [0, 1, 2] and 0 <= seed[run]["score45"] <= 1
     assert seed["rft_long"]["valid"][-1][0] == 4  # 2 passes of GRPO's control's 2 steps
+    assert seed["rft_then_grpo"]["zero_std"] and 0 <= seed["rft_then_grpo"]["score45"] <= 1
+    recipe = (tmp_path / "runs" / "seed0" / "rft_then_grpo" / "recipe.yaml").read_text()
+    assert str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model") in recipe  # it starts from the control's model
     # DPO + SFT's passes set its length; its control takes as many steps
     assert seed["dpo_sft"]["valid"][-1][0] == seed["rft"]["valid"][-1][0] > 0
     assert seed["grpo"]["zero_std"] and seed["grpo"]["train_accuracy"]
