@@ -8,8 +8,9 @@
      the β⁻ sweep with β⁺ fixed, through scripts/sweep_beta.sh (Figure 9; β⁻ = 0.05 is the flex-β row);
   4. a reward model and DPO on the same pairs, scored on held-out judged pairs during training (Figure 4);
   5. PPO against that reward model (Table 3), with the 3D metrics on scenario 1's pairs;
-  6. the selected settings, each beside its control (prefopt/experiments/paper_selected.py): on-policy DPOP rounds, GRPO and
-     PPO with the rule reward, and continued SFT on judged-best answers.
+  6. the selected settings, each beside its control (prefopt/experiments/paper_selected.py): DPO + SFT on on-policy
+     pairs, GRPO (alone and with an SFT term) and PPO with the rule reward, continued SFT on judged-best answers,
+     and GRPO and DPO + SFT started from that control's model against a longer control.
 Steps 3-4 use the paper's settings scaled down (App. D.1: one pass over the pairs at a small learning rate, β 0.1);
 step 6 the settings the validation search chose (scripts/select.sh).
 Every run is a `prefopt` command through the Python API (`prefopt.train`, `generate`, `judge`: the CLI's own
