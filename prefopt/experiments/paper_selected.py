@@ -48,8 +48,7 @@ AFTER_CONTROL_DPO = ["optim.lr=3e-5"]
 def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     """The selected-settings runs of one seed (`seed`: a prefopt.experiments.paper.Seed); their held-out numbers."""
     out = {}
-    pairs, best = candidates(seed, "onpolicy", f"builtin:arith/prompts/train/{sizes.prompts}/{100 + seed.seed}",
-                              sizes.prompts, quick)
+    pairs, best = candidates(seed, "onpolicy", onpolicy_problems(seed, sizes), sizes.prompts, quick)
     # run directories named apart from the paper-settings runs' (`dpo_sft` is Table 10's): a generate output that
     # exists is resumed, not redone, so a shared name would evaluate the other run's answers
     rows = seed.train("dpo", "recipes/demo/onpolicy.yaml", "selected_dpo_sft", pairs, eval_pairs, 0,
@@ -95,13 +94,17 @@ def after_control(seed, sizes: Selected, quick: bool, eval_pairs, problems: str,
     out = {"rft_then_grpo": {**seed.accuracy(seed.dir / "rft_then_grpo" / "model", "eval_rft_then_grpo"),
                              "curves": curves(rows, THREE_D),
                              "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/accuracy"))}}
-    pairs, _ = candidates(seed, "rft_onpolicy", f"builtin:arith/prompts/train/{sizes.prompts}/{100 + seed.seed}",
-                          sizes.prompts, quick, model=control)
+    pairs, _ = candidates(seed, "rft_onpolicy", onpolicy_problems(seed, sizes), sizes.prompts, quick, model=control)
     rows = seed.train("dpo", "recipes/demo/onpolicy.yaml", "rft_then_dpo_sft", pairs, eval_pairs, 0, *start,
                       *AFTER_CONTROL_DPO, *(TOY_TRAIN if quick else []))
     out["rft_then_dpo_sft"] = {**seed.accuracy(seed.dir / "rft_then_dpo_sft" / "model", "eval_rft_then_dpo_sft"),
                                "curves": curves(rows, THREE_D), "pairs": sum(1 for _ in pairs.open())}
     return out
+
+
+def onpolicy_problems(seed, sizes: Selected) -> str:
+    """The selected DPO + SFT's training problems (the base's pairs and the control's are judged on the same ones)."""
+    return f"builtin:arith/prompts/train/{sizes.prompts}/{100 + seed.seed}"
 
 
 def candidates(seed, name: str, prompts: str, count: int, quick: bool, model=None):
