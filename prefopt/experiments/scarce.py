@@ -17,9 +17,12 @@ fitted, prompts with a verifiable answer are plentiful. Per seed, each with its 
      another run's step count may just be short of where more SFT on the same answers leads;
   6. the control first, then GRPO from its model (the same GRPO settings), against the longer control: together
      they take fewer steps (2× GRPO's) than the longer control;
-  7. held-out accuracy of all (one greedy answer per test problem, rule judge), validation accuracy every 25 steps.
+  7. the control first, then DPO + SFT from its model on pairs of 4 candidates it wrote for the same problems
+     (docs/paper.md's after-control lr), against the longer control;
+  8. held-out accuracy of all (one greedy answer per test problem, rule judge), validation accuracy every 25 steps.
 The GRPO shape (64 × 8 over the demo's 256 × 2) and DPO + SFT's 3 passes (over 1) were chosen on validation
-accuracy from a separate seed-0 base of the same recipe, before this harness ran; docs/scarce.md lists them.
+accuracy from a separate seed-0 base of the same recipe, before this harness ran, and so was 7's learning rate
+(3e-5 over 1e-4) from that base's control; docs/scarce.md lists them.
 """
 
 from __future__ import annotations
@@ -82,9 +85,14 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     run("rft_long", "sft", "recipes/demo/rft.yaml", best, sizes.long_passes * sizes.steps,
         f"train.micro_batch_size={max(1, answers // sizes.steps)}")
     # the usual order, SFT on verified answers and then RL: GRPO from the control's model, as GRPO above
-    run("rft_then_grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps,
-        f"model.path={here.dir / 'rft_grpo' / 'model'}", f"grpo.rollout_prompts={sizes.rollout_prompts}",
-        f"grpo.group_size={sizes.group_size}")
+    control = here.dir / "rft_grpo" / "model"
+    run("rft_then_grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps, f"model.path={control}",
+        f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
+    # the same order for the DPO family: pairs on-policy for the control's model, DPO + SFT from it
+    pairs, _ = paper_selected.candidates(here, "rft_candidates", problems, sizes.problems, quick, model=control)
+    summary["rft_candidates"] = {"pairs": sum(1 for _ in pairs.open())}
+    run("rft_then_dpo_sft", "dpo", "recipes/demo/onpolicy.yaml", pairs, 0, f"model.path={control}",
+        *paper_selected.AFTER_CONTROL_DPO, *toy)
     write_atomic(here.dir / "summary.json", json.dumps(summary, indent=1))
     return summary
 

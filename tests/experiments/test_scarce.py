@@ -11,9 +11,9 @@ from prefopt.experiments.scarce import Sizes
 from tests.conftest import ROOT, clean_env
 
 
-def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=None):
-    """A seed's summary with the given 4-5-point rates (%) and short curves (GRPO after the control: by default level
-    with the longer control)."""
+def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=None, rft_then_dpo_sft=None):
+    """A seed's summary with the given 4-5-point rates (%) and short curves (GRPO and DPO + SFT after the control: by
+    default level with the longer control)."""
     acc = lambda pct: {"score5": pct / 100, "score45": pct / 100}
     run = lambda pct, zero=(): {**acc(pct), "valid": [[0, base / 100], [25, pct / 100]], "zero_std": list(zero),
                                 "train_accuracy": [[10, 0.5], [100, 0.7]] if zero else [],
@@ -22,7 +22,9 @@ def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=No
             "candidates": {"pairs": 2000 + seed, "best": 8000, "problems": 12800},
             "grpo": run(grpo, [[10, 0.8], [20, 0.6]]), "rft_grpo": run(rft_grpo), "dpo_sft": run(dpo_sft),
             "rft": run(rft), "rft_long": run(rft_long),
-            "rft_then_grpo": run(rft_long if rft_then_grpo is None else rft_then_grpo, [[10, 0.5]])}
+            "rft_then_grpo": run(rft_long if rft_then_grpo is None else rft_then_grpo, [[10, 0.5]]),
+            "rft_candidates": {"pairs": 1000 + 100 * seed},
+            "rft_then_dpo_sft": run(rft_long if rft_then_dpo_sft is None else rft_then_dpo_sft)}
 
 
 def test_the_page_reads_its_verdicts_from_worked_numbers():
@@ -33,10 +35,13 @@ def test_the_page_reads_its_verdicts_from_worked_numbers():
     In the reverse case GRPO is 1 point below its control on every seed: the control is ahead beyond the spread.
     GRPO − longer control: +0.0, +0.5, +0.0 → not beyond the spread, so the control catches up with GRPO.
     GRPO from the control's model (46, 66, 56.5) − longer control: +1.0, +1.5, +1.5 → 1.3 ± 0.3: holds; − the
-    one-pass control: +4.0, +3.0, +2.5 → holds; in the reverse case it is level with the longer control."""
-    summaries = [summary(0, 40.0, 45.0, 42.0, 43.0, 42.0, 45.0, 46.0),
-                 summary(1, 60.0, 65.0, 63.0, 62.5, 63.0, 64.5, 66.0),
-                 summary(2, 50.0, 55.0, 54.0, 54.5, 54.0, 55.0, 56.5)]
+    one-pass control: +4.0, +3.0, +2.5 → holds; in the reverse case it is level with the longer control.
+    DPO + SFT from the control's model (45.5, 65.0, 55.0) − longer control: +0.5, +0.5, +0.0 → +0.3 ± 0.3, not
+    beyond the spread; − the one-pass control: +3.5, +2.0, +1.0 → +2.2 ± 1.3, holds. Its pairs: 1,000, 1,100, 1,200
+    (mean 1,100)."""
+    summaries = [summary(0, 40.0, 45.0, 42.0, 43.0, 42.0, 45.0, 46.0, 45.5),
+                 summary(1, 60.0, 65.0, 63.0, 62.5, 63.0, 64.5, 66.0, 65.0),
+                 summary(2, 50.0, 55.0, 54.0, 54.5, 54.0, 55.0, 56.5, 55.0)]
     page = scarce_page.markdown(summaries, {**Sizes().__dict__}, minutes=20, quick=False)
     assert "| **GRPO against its control** | +3.0 | +2.0 | +1.0 | +2.0 ± 1.0 | **holds** |" in page
     assert "| **DPO + SFT against its control** | +1.0 | -0.5 | +0.5 | +0.3 ± 0.8 | " \
@@ -57,13 +62,23 @@ def test_the_page_reads_its_verdicts_from_worked_numbers():
     assert "| GRPO from the control's model against the one-pass control | +4.0 | +3.0 | +2.5 | +3.2 ± 0.8 | " \
            "**holds** |" in page
     assert "The control, then GRPO: +3.2 ± 0.8 pp over the control it starts from (holds), +1.3 ± 0.3 pp against " \
-           "the longer control (holds).** 50% of its groups" in page and "then RL." in page
+           "the longer control (holds).** 50% of its groups" in page
+    assert "| **DPO + SFT from the control's model against the longer control** | +0.5 | +0.5 | +0.0 | +0.3 ± 0.3 | " \
+           "**not beyond the spread (2/3 seeds above)** |" in page
+    assert "The control, then DPO + SFT: +2.2 ± 1.3 pp over the control it starts from (holds)" in page
+    assert "It trains on the 1,100 pairs (mean)" in page and "judged into pairs (1,000, 1,100, 1,200)" in page
+    assert "After the control, GRPO adds to it beyond more passes of SFT on the same answers; DPO + SFT adds " \
+           "nothing measurable: of the two, only GRPO gains" in page
+    assert "ends +0.20 nats from the control's and the rejected ones' -3.00" in page  # the curves of summary()
+    both = [summary(k, 40.0, 41.0, 42.0, 44.0, 42.0, 43.0, 44.0, 44.0) for k in range(3)]  # both +1.0 on every seed
+    assert "here the order that improves the model most is SFT on verified answers, then a method that learns " \
+           "from comparisons" in scarce_page.markdown(both, {**Sizes().__dict__}, minutes=20, quick=False)
     worse = [summary(k, 40.0, 41.0, 42.0, 44.0, 42.0 - k, 43.0) for k in range(3)]  # the reverse: DPO + SFT ahead
     page = scarce_page.markdown(worse, {**Sizes().__dict__}, minutes=20, quick=False)
     assert "The control is ahead on every seed: per step" in page and "rejected answers carry signal" in page
     assert "it draws 6,400 problems, so about 1,920" in page
     assert "DPO + SFT also beats a control given more passes over the same answers" in page
-    assert "Comparing answers after the control adds nothing measurable" in page
+    assert "Neither adds anything measurable after the control" in page
 
 
 def test_the_committed_page_matches_its_summaries():
@@ -91,6 +106,12 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     assert seed["rft_then_grpo"]["zero_std"] and 0 <= seed["rft_then_grpo"]["score45"] <= 1
     recipe = (tmp_path / "runs" / "seed0" / "rft_then_grpo" / "recipe.yaml").read_text()
     assert str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model") in recipe  # it starts from the control's model
+    recipe = (tmp_path / "runs" / "seed0" / "rft_then_dpo_sft" / "recipe.yaml").read_text()
+    assert str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model") in recipe and "lr: 3.0e-05" in recipe
+    log = (tmp_path / "runs" / "seed0" / "commands.log").read_text()  # its pairs come from the control's answers
+    assert f"model.path={tmp_path / 'runs' / 'seed0' / 'rft_grpo' / 'model'} --set data.train=builtin:arith/prompts/" \
+           "train/64/7" in log
+    assert seed["rft_candidates"]["pairs"] > 0 and seed["rft_then_dpo_sft"]["valid"][-1][0] > 0
     # DPO + SFT's passes set its length; its control takes as many steps
     assert seed["dpo_sft"]["valid"][-1][0] == seed["rft"]["valid"][-1][0] > 0
     assert seed["grpo"]["zero_std"] and seed["grpo"]["train_accuracy"]
