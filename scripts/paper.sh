@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the paper's LLM experiments (§5) on the embedded task for seeds 0-2 and write docs/paper.md with its
-# figures and claims table (prefopt/experiments/). 16 minutes on 2 CPU cores with the three
-# bases built from scratch, 9 once they are cached. --quick runs the same pipeline at toy sizes in under a minute
-# (CI runs it) and writes its page under runs/paper_quick/docs (or --docs DIR), never over the committed one.
+# figures and claims table (prefopt/experiments/). About 50 minutes on 2 CPU cores once the three bases are cached
+# (48 on 2026-12-02; their builds come first the first time). --quick runs the same pipeline at toy sizes in about 2
+# minutes (CI runs it) and writes its page under runs/paper_quick/docs (or --docs DIR), never over the committed one.
 # To re-write the page from finished runs: python -m prefopt.experiments.paper_page runs/paper docs --minutes M
 set -euo pipefail
 cd "$(dirname "$0")/.."

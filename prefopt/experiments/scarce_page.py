@@ -157,7 +157,8 @@ def reading(summaries: list[dict], sizes: dict) -> list[str]:
 def _after_control(summaries: list[dict]) -> list[str]:
     """The control first, then GRPO or DPO + SFT from its model: against the control it started from and the
     longer one."""
-    start, longer = ({run: control_pages.change(summaries, run, other) for run in ("rft_then_grpo", "rft_then_dpo_sft")}
+    names = {"rft_then_grpo": "GRPO", "rft_then_dpo_sft": "DPO + SFT"}
+    start, longer = ({run: control_pages.change(summaries, run, other) for run in names}
                      for other in ("rft_grpo", "rft_long"))
     zero = statistics.mean(v for s in summaries for _, v in s["rft_then_grpo"]["zero_std"])
     pairs = statistics.mean(s["rft_candidates"]["pairs"] for s in summaries)
@@ -166,7 +167,6 @@ def _after_control(summaries: list[dict]) -> list[str]:
                                         f"({longer[run][1]}).** {detail}")
     chosen, rejected = (statistics.mean(s["rft_then_dpo_sft"][key][-1][1] for s in summaries)
                         for key in ("delta_chosen", "delta_rejected"))
-    names = {"rft_then_grpo": "GRPO", "rft_then_dpo_sft": "DPO + SFT"}
     held = [name for run, name in names.items() if longer[run][1] == "holds"]
     short = [name for run, name in names.items() if longer[run][1] != "holds"]
     return [
