@@ -62,7 +62,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
                           f"grpo.rollout_prompts={prompts}", f"grpo.group_size={group}")
         summary[name] = {**here.accuracy(here.dir / name / "model", f"eval_{name}"), **curves(rows)}
     _, best = paper_selected.candidates(here, "grpo_control", problems, sizes.problems, quick)
-    answers = sum(1 for _ in best.open())
+    answers = paper_selected.count_rows(best)
     rows = here.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.steps, *valid,
                       f"train.micro_batch_size={max(1, answers // sizes.steps)}")
     summary["rft_grpo"] = {**here.accuracy(here.dir / "rft_grpo" / "model", "eval_rft_grpo"), **curves(rows)}

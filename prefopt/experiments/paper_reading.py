@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from functools import partial
 
 from prefopt.experiments.paper_report import REG_NAMES, SCENARIOS, SELECTED, accuracy_of, mean_sd, verdict
 
@@ -94,7 +95,7 @@ def _limits(summaries: list[dict]) -> list[str]:
 
 def _sft_term(summaries: list[dict]) -> str:
     """What the SFT term adds to GRPO: its margin over GRPO alone and over the control, in the beats table's terms."""
-    gain = lambda run, other: [accuracy_of(s["selected"][run]) - accuracy_of(s["selected"][other]) for s in summaries]
+    gain = partial(_gain, summaries)
     over_control = gain("grpo_sft", "rft_grpo")
     return (" With the SFT term on the rollout's right answers (all-right groups included), GRPO changes by "
             f"{mean_sd(gain('grpo_sft', 'grpo'), '+.1f')} pp against GRPO alone and "
@@ -107,9 +108,9 @@ def _sft_term(summaries: list[dict]) -> str:
 
 def _after_control(summaries: list[dict]) -> list[str]:
     """The control first, then each family from its model: what each adds, against the longer control."""
+    gain = partial(_gain, summaries)
     if not all("rft_then_grpo" in s["selected"] for s in summaries):  # summaries from before these runs
         return []
-    gain = lambda run, other: [accuracy_of(s["selected"][run]) - accuracy_of(s["selected"][other]) for s in summaries]
     pairs = statistics.mean(s["selected"]["rft_then_dpo_sft"]["pairs"] for s in summaries)
     zero_std = statistics.mean(v for s in summaries for _, v in s["selected"]["rft_then_grpo"]["rollouts"]
                                ["grpo/zero_std_frac"])
@@ -129,3 +130,8 @@ def _after_control(summaries: list[dict]) -> list[str]:
          "Neither beats the longer control beyond the spread: on this unfinished base, more SFT on the same right "
          "answers is still the larger step."),
     ]
+
+
+def _gain(summaries: list[dict], run: str, other: str) -> list[float]:
+    """Per seed, the held-out accuracy of one selected-settings run minus another's (pp)."""
+    return [accuracy_of(s["selected"][run]) - accuracy_of(s["selected"][other]) for s in summaries]

@@ -71,7 +71,7 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
                        "curves": curves(rows, THREE_D),
                        "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/entropy", "grpo/sft_frac"))}
     _, best = candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
-    answers = sum(1 for _ in best.open())
+    answers = count_rows(best)
     one_pass = f"train.micro_batch_size={max(1, answers // sizes.grpo_steps)}"
     seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps, one_pass)
     out["rft_grpo"] = seed.accuracy(seed.dir / "rft_grpo" / "model", "eval_rft_grpo")
@@ -98,7 +98,7 @@ def after_control(seed, sizes: Selected, quick: bool, eval_pairs, problems: str,
     rows = seed.train("dpo", "recipes/demo/onpolicy.yaml", "rft_then_dpo_sft", pairs, eval_pairs, 0, *start,
                       *AFTER_CONTROL_DPO, *(TOY_TRAIN if quick else []))
     out["rft_then_dpo_sft"] = {**seed.accuracy(seed.dir / "rft_then_dpo_sft" / "model", "eval_rft_then_dpo_sft"),
-                               "curves": curves(rows, THREE_D), "pairs": sum(1 for _ in pairs.open())}
+                               "curves": curves(rows, THREE_D), "pairs": count_rows(pairs)}
     return out
 
 
@@ -117,6 +117,12 @@ def candidates(seed, name: str, prompts: str, count: int, quick: bool, model=Non
     seed.prefopt("judge", "recipes/demo/onpolicy.yaml", f"judge.input={gens}", f"train.output_dir={here}",
                  *(TOY_JUDGE if quick else []))
     return here / "pairs.jsonl", here / "best.jsonl"
+
+
+def count_rows(path) -> int:
+    """The rows of a JSONL file that `judge` wrote (pairs or best answers): the harnesses' sizes and step counts."""
+    with open(path) as rows:
+        return sum(1 for _ in rows)
 
 
 def curves(rows: list[dict], keys) -> dict[str, list]:

@@ -68,8 +68,9 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
                "base": here.accuracy(here.base, "eval_base"), "base_loss": base_loss(here.base)}
     problems = f"builtin:arith/prompts/train/{sizes.problems}/{7 + seed}"
     pairs, best = paper_selected.candidates(here, "candidates", problems, sizes.problems, quick)
-    answers = sum(1 for _ in best.open())
-    summary["candidates"] = {"pairs": sum(1 for _ in pairs.open()), "best": answers, "problems": sizes.problems}
+    answers = paper_selected.count_rows(best)
+    summary["candidates"] = {"pairs": paper_selected.count_rows(pairs), "best": answers, "problems": sizes.problems}
+    one_pass = f"train.micro_batch_size={max(1, answers // sizes.steps)}"  # GRPO's control: one pass in its steps
 
     def run(name: str, command: str, recipe: str, data: Path | str, steps: int, *sets: str) -> int:
         rows = here.train(command, recipe, name, data, "null", steps, *valid, *sets)
@@ -78,19 +79,17 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
 
     run("grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps,
         f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
-    run("rft_grpo", "sft", "recipes/demo/rft.yaml", best, sizes.steps,
-        f"train.micro_batch_size={max(1, answers // sizes.steps)}")
+    run("rft_grpo", "sft", "recipes/demo/rft.yaml", best, sizes.steps, one_pass)
     steps = run("dpo_sft", "dpo", "recipes/demo/onpolicy.yaml", pairs, 0, *toy)  # 0: the recipe's passes decide
     run("rft", "sft", "recipes/demo/rft.yaml", best, steps, *toy)
-    run("rft_long", "sft", "recipes/demo/rft.yaml", best, sizes.long_passes * sizes.steps,
-        f"train.micro_batch_size={max(1, answers // sizes.steps)}")
+    run("rft_long", "sft", "recipes/demo/rft.yaml", best, sizes.long_passes * sizes.steps, one_pass)
     # the usual order, SFT on verified answers and then RL: GRPO from the control's model, as GRPO above
     control = here.dir / "rft_grpo" / "model"
     run("rft_then_grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps, f"model.path={control}",
         f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
     # the same order for the DPO family: pairs on-policy for the control's model, DPO + SFT from it
     pairs, _ = paper_selected.candidates(here, "rft_candidates", problems, sizes.problems, quick, model=control)
-    summary["rft_candidates"] = {"pairs": sum(1 for _ in pairs.open())}
+    summary["rft_candidates"] = {"pairs": paper_selected.count_rows(pairs)}
     run("rft_then_dpo_sft", "dpo", "recipes/demo/onpolicy.yaml", pairs, 0, f"model.path={control}",
         *paper_selected.AFTER_CONTROL_DPO, *toy)
     write_atomic(here.dir / "summary.json", json.dumps(summary, indent=1))
