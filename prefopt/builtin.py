@@ -2,7 +2,8 @@
 
 `model.path: builtin:tiny` builds a tiny HF directory under the cache (in a folder keyed by the generators' source, so
 an upgrade never reads what an older version wrote) and returns its path; `data.train:
-builtin:arith/pairs/train` writes a JSONL there (`.../train/N/SEED` for N records drawn with another seed);
+builtin:arith/pairs/train` writes a JSONL there (`.../train/N/SEED` for N records drawn with another seed,
+`.../test/all` for every problem of the split once);
 `builtin:arith-base` is the embedded task's SFT model (prefopt/tasks/bases.py), `builtin:smollm2-135m-instruct` a real
 pretrained chat model (prefopt/gguf.py, which also turns a `.gguf` file into a cached HF directory). All are then read
 by the ordinary code paths.
@@ -85,17 +86,20 @@ def resolve(spec: str | None) -> str | None:
 
         if parts[1] not in ("sft", "pairs", "unpaired", "prompts"):
             raise UserError(f"{spec}: unknown arith kind `{parts[1]}` (sft, pairs, unpaired, prompts)")
-        if not all(p.isdigit() for p in parts[3:]) or (len(parts) > 3 and int(parts[3]) == 0):
-            raise UserError(f"{spec}: expected builtin:arith/KIND/SPLIT[/N[/SEED]] with N > 0 and SEED >= 0")
-        count, seed = (int(parts[3]) if len(parts) > 3 else DATA_SIZES[parts[2]]), int(parts[4]) if len(parts) > 4 else 0
+        every = len(parts) > 3 and parts[3] == "all"  # each problem of the split once (arith.every_problem)
+        if not all(p.isdigit() for p in parts[3 + every:]) or (len(parts) > 3 and not every and int(parts[3]) == 0):
+            raise UserError(f"{spec}: expected builtin:arith/KIND/SPLIT[/N[/SEED]] with N > 0 or `all`, and "
+                            "SEED >= 0")
+        count = None if every else int(parts[3]) if len(parts) > 3 else DATA_SIZES[parts[2]]
+        seed = int(parts[4]) if len(parts) > 4 else 0
         form = (lambda row: row) if parts[0] == "arith" else chat.to_chat
         rows = lambda: [form(row) for row in arith.records(parts[1], parts[2], count, seed)]
-        suffix = "" if len(parts) == 3 else f"-{count}-s{seed}"
+        suffix = "" if len(parts) == 3 else f"-{parts[3]}-s{seed}"
         if parts[0] == "arith-chat":  # its own key: a change to the chat form never meets an older file
             suffix += "-" + hashlib.sha256(Path(chat.__file__).read_bytes()).hexdigest()[:8]
         return _write_jsonl(source_dir() / f"{parts[0]}-{parts[1]}-{parts[2]}{suffix}.jsonl", rows)
     raise UserError(f"{spec}: unknown builtin (available: builtin:tiny, builtin:smollm2-135m-instruct, builtin:toy/pairs, "
-                    "builtin:arith[-chat]/{sft,pairs,unpaired,prompts}/{train,valid,test}[/N[/SEED]], "
+                    "builtin:arith[-chat]/{sft,pairs,unpaired,prompts}/{train,valid,test}[/N|all[/SEED]], "
                     "builtin:arith-base[/SEED[/STEPS[/PROBLEMS]]], builtin:arith-weak[/SEED[/STEPS[/PROBLEMS]]])")
 
 

@@ -27,7 +27,7 @@ from prefopt.rundir import read_metrics
 QUICK = os.environ.get("DEMO_QUICK") == "1"
 ROOT = Path("runs/demo")
 BASE = "builtin:arith-base/0/40" if QUICK else "builtin:arith-base"
-TEST = "builtin:arith/prompts/test/40" if QUICK else "builtin:arith/prompts/test/1000"
+TEST = "builtin:arith/prompts/test/40" if QUICK else "builtin:arith/prompts/test/all"  # every test problem, once
 PROMPTS = "builtin:arith/prompts/train/48/0" if QUICK else "builtin:arith/prompts/train/1500/0"
 SMALL = ["generate.n=8", "generate.max_new_tokens=16", "train.micro_batch_size=4"] if QUICK else []
 # Dispersion, probed as in the GRPO recipe; evaluations on the pairs often enough to draw the 3D curves

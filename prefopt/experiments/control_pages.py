@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from prefopt.experiments.paper_report import accuracy_of, mean_sd, verdict
+from prefopt.experiments.paper_report import accuracy_of, held_out_words, mean_sd, verdict
 from prefopt.fsutil import write_atomic
 
 
@@ -81,3 +81,10 @@ def rewrite(name: str, markdown, argv=None) -> None:
     sizes = json.loads((args.runs / "sizes.json").read_text())  # what the harness ran them with
     summaries = [json.loads(path.read_text()) for path in sorted(args.runs.glob("seed*/summary.json"))]
     print(write(name, markdown(summaries, sizes, args.minutes, False), summaries, sizes, args.docs))
+
+
+def evaluation(sizes: dict) -> str:
+    """The page's evaluation bullet: the held-out test set (docs/paper.md's) and the validation during training."""
+    return (f"- **Evaluation**: one greedy answer for {held_out_words(sizes['eval_problems'])}, rule judge, 4-5 "
+            "points (docs/paper.md's); validation accuracy (`builtin:arith/prompts/valid`) every "
+            f"{sizes['eval_every']} steps during training.")

@@ -33,7 +33,7 @@ class Sizes:
 
     base_steps: int = 6000  # the SFT length whose training loss has levelled off (docs/converged.md shows it)
     base_seed: int | None = 0  # every seed starts from this seed's base (None: each its own; ~20 minutes a build)
-    eval_problems: int = 1000
+    eval_problems: int | None = None  # None: every test problem once (paper_report.held_out_set)
     problems: int = 12800  # GRPO's training problems; the control's 4 candidates are drawn for all of them
     steps: int = 100
     rollout_prompts: int = 256  # × group_size answers an update: recipes/demo/grpo.yaml's shape, not re-selected

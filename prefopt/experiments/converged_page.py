@@ -46,9 +46,7 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool) ->
         f"- **Control**: 4 candidates from the base for each of GRPO's {sizes['problems']:,} problems, the "
         f"judged-best right one kept, then `recipes/demo/rft.yaml` (continued SFT) for {sizes['steps']} steps over "
         "them: the same problems and steps as GRPO, without comparing answers.",
-        f"- **Evaluation**: one greedy answer for each of {sizes['eval_problems']:,} held-out test problems, rule "
-        "judge, 4-5 points (docs/paper.md's); validation accuracy (`builtin:arith/prompts/valid`) every "
-        f"{sizes['eval_every']} steps during training.", "",
+        control_pages.evaluation(sizes), "",
         "## Held-out accuracy (4-5 points, %)", "",
         *control_pages.accuracy_table(summaries, RUNS), "",
         "A change counts when every seed agrees and its mean is larger than its spread (docs/paper.md's rule).", "",

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefopt.experiments import REPO, paper_selected
-from prefopt.experiments.paper_report import SCENARIOS
+from prefopt.experiments.paper_report import SCENARIOS, held_out_set
 from prefopt.experiments.paper_selected import THREE_D
 from prefopt.experiments.seeds import side_by_side
 from prefopt.fsutil import write_atomic
@@ -45,7 +45,7 @@ class Settings:
     base_steps: int = 0  # 0: the builtin base as shipped (prefopt/tasks/bases.py)
     weak_steps: int = 0
     train_prompts: int = 512  # prompts with 8 candidates each -> the pairs
-    eval_problems: int = 1000  # held-out problems (draws from ~2,000), one greedy answer each
+    eval_problems: int | None = None  # held-out problems, one greedy answer each: None for every test problem once
     heldout_prompts: int = 200  # held-out prompts judged into pairs, for the RM-vs-DPO accuracy curves
     dpo_steps: int = 0  # 0: one pass over the pairs (the paper's one epoch)
     dpo_lr: float = 1e-5  # the paper's 5e-7 is a 33B model's; a tenth of the selected rate here
@@ -92,7 +92,8 @@ class Seed:
     def accuracy(self, model: str, name: str) -> dict:
         """Held-out 5-point and 4-5-point rates of `model` (one greedy answer per problem, rule judge)."""
         s = self.settings
-        gens = self.generate(model, f"builtin:arith/sft/test/{s.eval_problems}/0", name, 1, s.eval_problems)
+        spec, count = held_out_set(s.eval_problems)
+        gens = self.generate(model, spec, name, 1, count)
         return self.prefopt("judge", "recipes/demo/eval_judge.yaml", f"judge.input={gens}",
                             f"train.output_dir={self.dir / name}")
 
@@ -141,7 +142,7 @@ class Seed:
                               s.dpo_steps, *paper, *sets)
             summary["regularisers"][name] = {**_table1(rows), **self.accuracy(self.dir / name / "model", f"eval_{name}")}
         # their control: SFT on the same pairs' chosen answers, one pass at the same rate (a few small steps toward
-        # the model's own right answers may be all that moves a 1,000-problem rate)
+        # the model's own right answers may be all that moves a held-out rate)
         self.train("sft", "recipes/demo/dpo.yaml", "sft_control", files["scenario1"], "null", s.dpo_steps, *paper,
                    "data.fields.completion=chosen")
         summary["paper_control"] = self.accuracy(self.dir / "sft_control" / "model", "eval_sft_control")

@@ -13,7 +13,16 @@ from pathlib import Path
 import yaml
 
 from prefopt.experiments.paper_reading import reading
-from prefopt.experiments.paper_report import SCENARIOS, accuracy_of, beats_table, claims_table, stat, sweep_of, tables
+from prefopt.experiments.paper_report import (
+    SCENARIOS,
+    accuracy_of,
+    beats_table,
+    claims_table,
+    held_out_words,
+    stat,
+    sweep_of,
+    tables,
+)
 
 # the settings of the runs that start from the control's model, and the validation numbers that chose them (seed 0,
 # from the control's model, before the test runs; prefopt/experiments/paper_selected.py's AFTER_CONTROL_*)
@@ -103,8 +112,8 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "## Set-up (chosen once, the same for every scenario)",
         "",
         f"- **Base**: `builtin:arith-base` (128 wide, 4 layers, SFT on 20,000 problems), held-out 4-5-point rate "
-        f"{stat([s['base'] for s in summaries], 'score45', 100)} % on {settings['eval_problems']} problems "
-        f"(per seed: {per_seed_base}). The paper's bases: 32-53 %.",
+        f"{stat([s['base'] for s in summaries], 'score45', 100)} % (per seed: {per_seed_base}). The paper's bases: "
+        "32-53 %.",
         f"- **Another model** (the paper's Qwen-7B): `builtin:arith-weak` (64 wide, 2 layers), "
         f"{stat([s['weak'] for s in summaries], 'score45', 100)} %.",
         f"- **Pairs**: 8 candidates (temperature 1) for each of {settings['train_prompts']} training prompts, rule "
@@ -125,9 +134,10 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "term searched beyond λ 0.3 and 1 at 256 × 2); PPO with the rule reward (the demo's PPO settings, not "
         "searched). DPO + SFT and GRPO each have a control that trains as long on the same problems' judged-best "
         "answers with plain SFT. " + AFTER_CONTROL,
-        f"- **Evaluation**: one greedy answer for each of {settings['eval_problems']} held-out problems (a tenth of "
-        "all problems, never in any training set), scored 1-5 by the rule judge (5: right with working, 4: right "
-        f"answer only). Figure 4's accuracy is on pairs judged from {settings['heldout_prompts']} held-out prompts.",
+        f"- **Evaluation**: one greedy answer for {held_out_words(settings.get('eval_problems'))} (the test split "
+        "is a tenth of all problems, never in any training set), scored 1-5 by the rule judge (5: right with "
+        "working, 4: right answer only). Figure 4's accuracy is on pairs judged from "
+        f"{settings['heldout_prompts']} held-out prompts.",
         "",
         "## Claims",
         "",

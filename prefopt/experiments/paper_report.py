@@ -27,6 +27,27 @@ REG_NAMES = {"dpo": "DPO (scenario 1)", "dpo_sft": "DPO + SFT", "flex_beta": "fl
              "slic": "SLiC"}
 
 
+def held_out_set(count: int | None) -> tuple[str, int]:
+    """The held-out test set and its size: `count` draws, or with None every problem of the split once (draws
+    repeat problems: arith.every_problem)."""
+    if count is None:
+        return "builtin:arith/sft/test/all/0", _test_split_size()
+    return f"builtin:arith/sft/test/{count}/0", count
+
+
+def held_out_words(count: int | None) -> str:
+    """How a page names its held-out test set."""
+    if count is None:
+        return f"each of the test split's {_test_split_size():,} problems once"
+    return f"{count:,} draws from the test split (a problem may repeat)"
+
+
+def _test_split_size() -> int:
+    from prefopt.tasks import arith
+
+    return len(arith.every_problem("test"))
+
+
 def accuracy_of(entry: dict) -> float:
     return 100 * entry["score45"]
 

@@ -44,7 +44,7 @@ class Sizes:
 
     base_steps: int = 3000  # the SFT's training loss has levelled off on its 2,000 problems by then
     base_problems: int = 2000
-    eval_problems: int = 1000
+    eval_problems: int | None = None  # None: every test problem once (paper_report.held_out_set)
     problems: int = 12800  # RL and candidate problems: 6× more than the SFT saw, as prompts are cheap and labels not
     steps: int = 100  # GRPO's updates and its control's steps
     rollout_prompts: int = 64  # × group_size answers an update (chosen over 256 × 2 on a separate base, validation)

@@ -84,9 +84,7 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool) ->
         f"problems, judged into pairs ({count_of('rft_candidates', 'pairs')}); DPO + SFT as above but at lr 3e-5 "
         "(chosen on validation, below), started from the control's model (its reference too), against the longer "
         "control. Its test numbers were first seen in this page's run.",
-        f"- **Evaluation**: one greedy answer for each of {sizes['eval_problems']:,} held-out test problems, rule "
-        "judge, 4-5 points (docs/paper.md's); validation accuracy (`builtin:arith/prompts/valid`) every "
-        f"{sizes['eval_every']} steps during training.",
+        control_pages.evaluation(sizes),
         "- **Selection**, on validation accuracy from a separate seed-0 base of the same recipe (0.374 on validation; "
         "built by hand before this page's runs), end of run and best during it: " +
         "; ".join(f"{method}: " + ", ".join(f"{name} {end:.3f} ({top:.3f})" for name, end, top in options)

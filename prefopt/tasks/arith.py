@@ -15,11 +15,27 @@ OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b
 def problem(rng: random.Random, max_digits: int = 2) -> dict:
     """One problem: `prompt`, step-by-step `solution` ending in `Answer: N`, and the integer `answer`."""
     op = rng.choice(list(OPS))
-    hi = 10 ** (1 if op == "*" else max_digits) - 1
-    a, b = rng.randint(1, 10 ** max_digits - 1), rng.randint(1, hi)
-    ans = OPS[op](a, b)
-    steps = _steps(a, b, op)
-    return {"prompt": f"Q: {a} {op} {b} = ?\n", "solution": f"{steps}Answer: {ans}", "answer": str(ans)}
+    a, b = rng.randint(1, 10 ** max_digits - 1), rng.randint(1, _largest_b(op, max_digits))
+    return _problem(a, op, b)
+
+
+def every_problem(split: str, max_digits: int = 2) -> list[dict]:
+    """Every distinct problem of a split once, in a fixed order: the whole held-out split for evaluation. Draws
+    repeat problems (1,000 test draws hold about 650 distinct ones, a third of them the split's ~100 `*` problems,
+    since `problem` picks the operation first), so a rate over draws is noisier than its count suggests."""
+    every = (_problem(a, op, b) for op in OPS for a in range(1, 10 ** max_digits)
+             for b in range(1, _largest_b(op, max_digits) + 1))
+    return [p for p in every if split_of(p["prompt"]) == split]
+
+
+def _largest_b(op: str, max_digits: int) -> int:
+    return 10 ** (1 if op == "*" else max_digits) - 1  # one-digit multipliers: the working is two partial products
+
+
+def _problem(a: int, op: str, b: int) -> dict:
+    answer = OPS[op](a, b)
+    return {"prompt": f"Q: {a} {op} {b} = ?\n", "solution": f"{_steps(a, b, op)}Answer: {answer}",
+            "answer": str(answer)}
 
 
 def _steps(a: int, b: int, op: str) -> str:
@@ -52,17 +68,17 @@ def split_of(prompt: str) -> str:
     return "test" if bucket == 0 else "valid" if bucket == 1 else "train"
 
 
-def records(kind: str, split: str, n: int, seed: int = 0) -> list[dict]:
+def records(kind: str, split: str, n: int | None, seed: int = 0) -> list[dict]:
     """`n` records of a kind (`sft`, `pairs`, `unpaired`, `prompts`) for a split (`train`, `valid` or `test`,
-    disjoint)."""
+    disjoint): `n` draws, or with `n=None` one record for each problem of the split (`every_problem`)."""
     if split not in SPLITS:
         raise ValueError(f"unknown arith split {split!r} ({', '.join(SPLITS)})")
     rng = random.Random(f"arith-{split}-{seed}")
+    problems = every_problem(split) if n is None else _draws(rng, split)
     out = []
-    while len(out) < n:
-        p = problem(rng)
-        if split_of(p["prompt"]) != split:
-            continue
+    for p in problems:
+        if n is not None and len(out) == n:
+            break
         if kind == "sft":
             out.append({"prompt": p["prompt"], "completion": p["solution"], "answer": p["answer"]})
         elif kind == "pairs":
@@ -77,6 +93,15 @@ def records(kind: str, split: str, n: int, seed: int = 0) -> list[dict]:
         else:
             raise ValueError(f"unknown arith record kind {kind!r} (sft, pairs, unpaired, prompts)")
     return out
+
+
+def _draws(rng: random.Random, split: str):
+    """Problems of `split` drawn from `rng`, one at a time (records draws a wrong answer from the same rng
+    between them, so the draws stay lazy)."""
+    while True:
+        p = problem(rng)
+        if split_of(p["prompt"]) == split:
+            yield p
 
 
 def corpus(n: int = 2000) -> list[str]:

@@ -100,8 +100,10 @@ def _build(name: str, seed: int, steps: int, problems: int, home: Path) -> None:
     recipe.write_text(recipe_text(name, seed, steps, problems, str(work / "init"), str(work / "sft")))
     print(f"builtin:{name}: building the SFT base once ({shape['hidden']} wide, {shape['layers']} layers, "
           f"{steps} steps on {problems:,} problems, seed {seed}); cached at {home}", file=sys.stderr, flush=True)
-    done = subprocess.run([sys.executable, "-m", "prefopt.cli", "sft", "--recipe", str(recipe)], env=env_for_child(),
-                          stdout=sys.stderr, stderr=sys.stderr)
+    # One thread, so that a base is the same whatever the machine's cores: sums taken in another order give another
+    # model (seed 0 built with 2 threads and with 1 differed by up to 0.39 in a weight).
+    done = subprocess.run([sys.executable, "-m", "prefopt.cli", "sft", "--recipe", str(recipe)],
+                          env={**env_for_child(), "OMP_NUM_THREADS": "1"}, stdout=sys.stderr, stderr=sys.stderr)
     if done.returncode:
         raise UserError(f"builtin:{name}: the SFT build failed (exit {done.returncode}); its files are in {work}")
     shutil.rmtree(work / "init")

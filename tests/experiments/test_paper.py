@@ -75,6 +75,21 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
         "above)** |" in table
 
 
+def test_the_held_out_set_is_every_test_problem_once(tmp_path, monkeypatch):
+    """The pages' test set: with no count, each problem of the test split once (draws would repeat some)."""
+    from prefopt import builtin
+    from prefopt.tasks import arith
+
+    monkeypatch.setenv("PREFOPT_CACHE", str(tmp_path))
+    spec, count = paper_report.held_out_set(None)
+    prompts = [json.loads(line)["prompt"] for line in open(builtin.resolve(spec))]
+    assert count == len(prompts) == len(set(prompts)) == len(arith.every_problem("test"))
+    assert all(arith.split_of(prompt) == "test" for prompt in prompts)
+    assert f"{count:,} problems once" in paper_report.held_out_words(None)
+    assert paper_report.held_out_set(40) == ("builtin:arith/sft/test/40/0", 40)
+    assert "40 draws" in paper_report.held_out_words(40)
+
+
 def test_committed_page_is_what_the_code_produces_from_its_summaries():
     summaries = json.loads((ROOT / "docs" / "paper" / "summaries.json").read_text())
     page = (ROOT / "docs" / "paper.md").read_text()

@@ -53,3 +53,16 @@ def test_a_problem_count_is_its_own_base(tmp_path, monkeypatch):
     assert bases.resolve("arith-base", ["1", "30"], tmp_path) != scarce
     assert built == [("arith-base", 1, 30, 64), ("arith-base", 1, 30, bases.SFT_PROBLEMS)]
     assert "/arith-base-s1-n30-p64-" in scarce and not list(tmp_path.glob("arith-base-s1-n30-p2*"))
+
+
+def test_a_base_is_the_same_whatever_the_threads(tmp_path, monkeypatch):
+    """The build runs on one thread, so `make demo` (all cores) and a harness's seed process (one thread) get the
+    same base on one machine: sums in another order would give another model."""
+    from safetensors.torch import load_file
+
+    weights = []
+    for threads in ("2", "1"):
+        monkeypatch.setenv("PREFOPT_CACHE", str(tmp_path / threads))
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)  # what the build's child would inherit
+        weights.append(load_file(f"{builtin.resolve('builtin:arith-base/0/8/64')}/model.safetensors"))
+    assert all(weights[0][name].equal(weights[1][name]) for name in weights[0])
