@@ -134,7 +134,7 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "term searched beyond λ 0.3 and 1 at 256 × 2); PPO with the rule reward (the demo's PPO settings, not "
         "searched). DPO + SFT and GRPO each have a control that trains as long on the same problems' judged-best "
         "answers with plain SFT. " + AFTER_CONTROL,
-        f"- **Evaluation**: one greedy answer for {held_out_words(settings.get('eval_problems'))} (the test split "
+        f"- **Evaluation**: one greedy answer for {held_out_words(settings['eval_problems'])} (the test split "
         "is a tenth of all problems, never in any training set), scored 1-5 by the rule judge (5: right with "
         "working, 4: right answer only). Figure 4's accuracy is on pairs judged from "
         f"{settings['heldout_prompts']} held-out prompts.",
