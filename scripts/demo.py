@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import prefopt
+from prefopt import cpu_pin
 from prefopt.rundir import read_metrics
 
 QUICK = os.environ.get("DEMO_QUICK") == "1"
@@ -46,6 +47,7 @@ def accuracy(model: str, name: str) -> dict:
 
 def main() -> None:
     start = time.time()
+    cpu_pin.pin()  # before torch starts: the table is then the same on every x86-64 CPU with AVX2 (prefopt/cpu_pin.py)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from transformers.utils import logging as hf_logging
 

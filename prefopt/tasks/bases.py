@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from prefopt import tiny, toy
+from prefopt import cpu_pin, tiny, toy
 from prefopt.cache import generators_key
 from prefopt.engine import env_for_child
 from prefopt.errors import UserError
@@ -72,8 +72,9 @@ def recipe_text(name: str, seed: int, steps: int, problems: int, init: str, out:
 
 
 def cache_key(name: str, seed: int, steps: int, problems: int = SFT_PROBLEMS) -> str:
-    """Hash of the recipe, the shape and what makes the task data and the tokenizer (cache.generators_key)."""
-    blob = [recipe_text(name, seed, steps, problems, "", ""), SHAPES[name], generators_key(GENERATORS)]
+    """Hash of the recipe, the shape, what makes the task data and the tokenizer (cache.generators_key) and the
+    pinned CPU arithmetic of the build."""
+    blob = [recipe_text(name, seed, steps, problems, "", ""), SHAPES[name], generators_key(GENERATORS), cpu_pin.PINNED]
     return hashlib.sha256(repr(blob).encode()).hexdigest()[:16]
 
 
@@ -100,10 +101,12 @@ def _build(name: str, seed: int, steps: int, problems: int, home: Path) -> None:
     recipe.write_text(recipe_text(name, seed, steps, problems, str(work / "init"), str(work / "sft")))
     print(f"builtin:{name}: building the SFT base once ({shape['hidden']} wide, {shape['layers']} layers, "
           f"{steps} steps on {problems:,} problems, seed {seed}); cached at {home}", file=sys.stderr, flush=True)
-    # One thread, so that a base is the same whatever the machine's cores: sums taken in another order give another
-    # model (seed 0 built with 2 threads and with 1 differed by up to 0.39 in a weight).
+    # One thread and pinned CPU arithmetic (prefopt/cpu_pin.py), so that a base is the same whatever the machine's
+    # cores and processor: sums taken in another order give another model (seed 0 built with 2 threads and with 1
+    # differed by up to 0.39 in a weight; on two machines it answered 54.5 and 18.8 % of the test problems).
+    env = {**env_for_child(), **cpu_pin.PINNED, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "prefopt.cli", "sft", "--recipe", str(recipe)],
-                          env={**env_for_child(), "OMP_NUM_THREADS": "1"}, stdout=sys.stderr, stderr=sys.stderr)
+                          env=env, stdout=sys.stderr, stderr=sys.stderr)
     if done.returncode:
         raise UserError(f"builtin:{name}: the SFT build failed (exit {done.returncode}); its files are in {work}")
     shutil.rmtree(work / "init")

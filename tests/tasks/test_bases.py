@@ -55,14 +55,20 @@ def test_a_problem_count_is_its_own_base(tmp_path, monkeypatch):
     assert "/arith-base-s1-n30-p64-" in scarce and not list(tmp_path.glob("arith-base-s1-n30-p2*"))
 
 
-def test_a_base_is_the_same_whatever_the_threads(tmp_path, monkeypatch):
-    """The build runs on one thread, so `make demo` (all cores) and a harness's seed process (one thread) get the
-    same base on one machine: sums in another order would give another model."""
+def test_a_base_is_the_same_whatever_the_threads_and_the_cpu_path(tmp_path, monkeypatch):
+    """The build runs on one thread with pinned CPU arithmetic (prefopt/cpu_pin.py), so `make demo` (all cores), a
+    harness's seed process (one thread) and another processor get the same base: here the parent asks for two
+    threads and torch's and MKL's portable scalar paths, then for the defaults; without the pin the two differ."""
     from safetensors.torch import load_file
 
     weights = []
-    for threads in ("2", "1"):
-        monkeypatch.setenv("PREFOPT_CACHE", str(tmp_path / threads))
-        monkeypatch.setenv("OMP_NUM_THREADS", threads)  # what the build's child would inherit
+    parents = ({"OMP_NUM_THREADS": "2", "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
+               {"OMP_NUM_THREADS": "1"})
+    for index, parent in enumerate(parents):
+        monkeypatch.setenv("PREFOPT_CACHE", str(tmp_path / str(index)))
+        for variable in ("ATEN_CPU_CAPABILITY", "MKL_CBWR"):
+            monkeypatch.delenv(variable, raising=False)
+        for variable, value in parent.items():  # what the build's child would inherit
+            monkeypatch.setenv(variable, value)
         weights.append(load_file(f"{builtin.resolve('builtin:arith-base/0/8/64')}/model.safetensors"))
     assert all(weights[0][name].equal(weights[1][name]) for name in weights[0])
