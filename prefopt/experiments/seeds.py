@@ -47,7 +47,10 @@ def side_by_side(job, seeds: list[int], root: Path, args: tuple = ()) -> list:
     """`job(seed, root, *args)` for every seed, each in its own process (in_seed_process); their results."""
     import multiprocessing
 
+    from prefopt import cpu_pin
+
     root.mkdir(parents=True, exist_ok=True)
+    cpu_pin.pin()  # the seeds' processes start with it (spawned): a page's numbers are the same on another CPU
     with ProcessPoolExecutor(len(seeds), mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(partial(in_seed_process, job, root=root, args=args), seeds))
 
