@@ -20,3 +20,7 @@ PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"}
 def pin() -> None:
     """Pin this process's CPU arithmetic (call before torch is imported: both variables are read once)."""
     os.environ.update(PINNED)
+
+
+if __name__ == "__main__":  # a shell script pins its commands with: eval "$(python -m prefopt.cpu_pin)"
+    print(" ".join(f"export {name}='{value}';" for name, value in PINNED.items()))

@@ -1,27 +1,24 @@
-"""The on-policy loop on the embedded arithmetic task, end to end on CPU (what `make demo` runs).
+"""The on-policy loop on the embedded arithmetic task, end to end on CPU, in one process (what `make demo` runs).
 
   1. the SFT base, builtin:arith-base (built once, on one thread: about 3.5 minutes, then cached), answers the
      held-out test problems greedily;
   2. it samples 4 candidates for each of 1,500 training problems, and the rule judge keeps best/worst pairs (and
      each problem's best answer, when it is right);
-  3. on those pairs, three passes each (recipes/demo/onpolicy.yaml): vanilla DPO (the paper's 3D-properties, and what
-     they cost) and DPO + SFT (the paper's remedy, Eq. 7);
-  4. GRPO with the rule reward (recipes/demo/grpo.yaml): 100 updates of 256 problems × 2 responses, in a child
-     process on half the cores while this one runs the two DPO trainings on the other half (a 128-wide model gains
-     little from a second thread, so two one-thread jobs side by side finish about a minute sooner);
+  3. on those pairs, six passes each (recipes/demo/onpolicy.yaml): vanilla DPO (the paper's 3D-properties, and what
+     they cost) and DPO + SFT (the paper's remedy, Eq. 7, λ 4);
+  4. GRPO with the rule reward (recipes/demo/grpo.yaml): 100 updates of 256 problems × 2 responses;
   5. every model answers the same held-out problems; the 3D metrics of DPO, DPO + SFT and GRPO are on the same
-     pairs, against the same base.
-Every step is a prefopt command run through the Python API (`prefopt.generate`, `judge`, `train`: the CLI's code)
-or, for GRPO, through the CLI itself, and is printed as the command line it equals. CPU arithmetic is pinned
-(prefopt/cpu_pin.py), so the numbers are the same whatever the thread split. Settings were chosen on the validation
-split (README, "The demo").
+     128 pairs (the judge's first), against the same base.
+Every step is a prefopt command run through the Python API (`prefopt.generate`, `judge`, `train`: the CLI's code),
+and is printed as the command line it equals. CPU arithmetic is pinned (prefopt/cpu_pin.py), so the table is the same
+on another x86-64 CPU, and whatever the threads (with GRPO on one core beside the DPO steps on the other it came out
+identical, and no sooner). Settings were chosen on the validation split (README, "The demo").
 DEMO_QUICK=1 runs the same steps at toy sizes (CI); the output goes to runs/demo/.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,24 +34,13 @@ TEST = "builtin:arith/prompts/test/40" if QUICK else "builtin:arith/prompts/test
 PROMPTS = "builtin:arith/prompts/train/48/0" if QUICK else "builtin:arith/prompts/train/1500/0"
 SMALL = ["generate.n=8", "generate.max_new_tokens=16", "train.micro_batch_size=4"] if QUICK else []
 # Dispersion, probed as in the GRPO recipe; evaluations on the pairs often enough to draw the 3D curves
-PROBE = ["eval.probe_size=8", "eval.probe_max_new_tokens=16", "eval.every=5"]
+PROBE = ["eval.probe_size=8", "eval.probe_max_new_tokens=16", "eval.every=10"]
+THREE_D_PAIRS = 128  # every run's 3D metrics on the same pairs (eval.max_batches counts batches, and they differ)
 GRPO = ["train.max_steps=2", "grpo.rollout_prompts=8", "train.micro_batch_size=16", "grpo.max_new_tokens=12",
         "data.eval=null"] if QUICK else []
 
 
 run = prefopt.run
-
-
-def started(command: str, recipe: str, *overrides: str, log: Path) -> subprocess.Popen:
-    """`prefopt COMMAND` in a child process, its own world (printed as its command line, output to `log`)."""
-    from prefopt.engine import env_for_child
-
-    print(f"$ prefopt {command} --recipe {recipe} " + " ".join(f"--set {s}" for s in overrides) + f" > {log} &",
-          flush=True)
-    sets = [part for override in overrides for part in ("--set", override)]
-    with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "prefopt.cli", command, "--recipe", recipe, *sets],
-                                env=env_for_child(), stdout=out, stderr=subprocess.STDOUT)
 
 
 def accuracy(model: str, name: str) -> dict:
@@ -65,7 +51,6 @@ def accuracy(model: str, name: str) -> dict:
 def main() -> None:
     start = time.time()
     cpu_pin.pin()  # before torch starts: the table is then the same on every x86-64 CPU with AVX2 (prefopt/cpu_pin.py)
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // 2))  # half the cores here, half for GRPO
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from transformers.utils import logging as hf_logging
 
@@ -75,15 +60,15 @@ def main() -> None:
                f"train.output_dir={ROOT / 'generate'}", *SMALL)
     counts = run("judge", "recipes/demo/onpolicy.yaml", f"judge.input={gens}", f"train.output_dir={ROOT / 'judge'}")
     pairs = ROOT / "judge" / "pairs.jsonl"
-    grpo = started("grpo", "recipes/demo/grpo.yaml", f"model.path={BASE}", f"data.eval={pairs}", "eval.every=10",
-                   f"train.output_dir={ROOT / 'grpo'}", *GRPO, log=ROOT / "grpo.log")
-    for name, sft in (("dpo", "0"), ("dpo_sft", "2.0")):
-        run("dpo", "recipes/demo/onpolicy.yaml", f"model.path={BASE}", f"data.train={pairs}", f"data.eval={pairs}",
-            f"loss.sft_weight={sft}", f"train.output_dir={ROOT / name}", *PROBE, *SMALL[2:])
+    eval_pairs = ROOT / "eval_pairs.jsonl"
+    eval_pairs.write_text("".join(pairs.read_text().splitlines(keepends=True)[:THREE_D_PAIRS]))
+    for name, ablation in (("dpo", ["loss.sft_weight=0"]), ("dpo_sft", [])):  # the recipe is DPO + SFT
+        run("dpo", "recipes/demo/onpolicy.yaml", f"model.path={BASE}", f"data.train={pairs}", f"data.eval={eval_pairs}",
+            *ablation, f"train.output_dir={ROOT / name}", *PROBE, *SMALL[2:])
+    run("grpo", "recipes/demo/grpo.yaml", f"model.path={BASE}", f"data.eval={eval_pairs}", "eval.every=10",
+        f"train.output_dir={ROOT / 'grpo'}", *GRPO)
     evals["DPO"] = accuracy(str(ROOT / "dpo" / "model"), "eval_dpo")
     evals["DPO + SFT"] = accuracy(str(ROOT / "dpo_sft" / "model"), "eval_dpo_sft")
-    if grpo.wait():
-        sys.exit(f"demo: prefopt grpo failed (exit {grpo.returncode}); its output is in {ROOT / 'grpo.log'}")
     evals["GRPO"] = accuracy(str(ROOT / "grpo" / "model"), "eval_grpo")
     from demo_report import report
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The search behind the demo's and docs/paper.md's "selected" settings, on the validation split only: every run
-# logs eval/accuracy (greedy answers to 1,000 validation problems, rule judge) and is ranked by its best value.
+# logs eval/accuracy (greedy answers to every validation problem once, 2,081, rule judge) and is ranked by its value
+# at its end. --part runs only the named parts (repeatable; all three by default).
 #
-#   scripts/select.sh [--out runs/select] [--quick]
+#   scripts/select.sh [--out runs/select] [--quick] [--part pairs|rounds|grpo]...
 #
 #   1. one pass over one round of on-policy pairs: DPO, DPOP, IPO and DPO + SFT × lr (scripts/sweep.sh); then more
-#      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2), and DPO, IPO and the control at 3 passes;
+#      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2, 4), and DPO, IPO and the control at 3 passes;
 #   2. three on-policy rounds (scripts/onpolicy_rounds.py) of DPOP, DPO + SFT and IPO at lr 3e-5, 1e-4, 3e-4, and
 #      of the continued-SFT control (best answers only) at the same rates;
 #   3. GRPO: lr × rollout shape (128 prompts × 4, 256 × 2 or 64 × 8), 100 updates (scripts/sweep.sh); then hotter
@@ -15,25 +16,33 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-out=runs/select quick=0
+out=runs/select quick=0 parts=""
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=$2; shift 2 ;;
     --quick) quick=1; shift ;;
+    --part)
+      case ${2:-} in pairs|rounds|grpo) parts="$parts $2"; shift 2 ;;
+        *) echo "select.sh: --part takes pairs, rounds or grpo, not '${2:-}'" >&2; exit 2 ;; esac ;;
     *) echo "select.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-valid=(--set "eval.prompts=builtin:arith/prompts/valid/1000/5" --set "eval.max_prompts=1000" --set "eval.max_new_tokens=40")
-rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" pass_counts="3 6"
+# every validation problem once (max_prompts takes the first N, and the split holds 2,081)
+valid=(--set "eval.prompts=builtin:arith/prompts/valid/all" --set "eval.max_prompts=3000" --set "eval.max_new_tokens=40")
+rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" pass_counts="3 6" sft_weights="1.0 2.0 4.0"
 small=()
 if [ "$quick" = 1 ]; then  # the pipeline at toy sizes (checks the script, not the settings)
-  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" pass_counts="2"
+  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" pass_counts="2" sft_weights="1.0 2.0"
   small=(--set model.path=builtin:tiny --set generate.n=2 --set generate.max_new_tokens=8 --set train.micro_batch_size=4
          --set judge.best_min_score=1)  # the tiny model is never right: the control trains on its best anyway
   valid=(--set "eval.prompts=builtin:arith/prompts/valid/8" --set "eval.max_prompts=8" --set "eval.max_new_tokens=8")
 fi
+eval "$("$PY" -m prefopt.cpu_pin)"  # the same numbers on another x86-64 CPU (prefopt/cpu_pin.py)
+parts=${parts:- pairs rounds grpo}
+part() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
 
+if part pairs; then
 # 1. One round of pairs from the base; each loss × lr trains one pass over them.
 "$PY" -m prefopt.cli generate --recipe recipes/demo/onpolicy.yaml --set "data.train=builtin:arith/prompts/train/$prompts/100" \
   --set "train.output_dir=$out/pairs" "${small[@]}"
@@ -54,7 +63,7 @@ bash scripts/sweep.sh --recipe recipes/demo/onpolicy.yaml --command dpo --out "$
 #     vanilla DPO, IPO and the control (SFT on the judged-best answers) at 3 passes.
 passes=(--set "data.train=$pairs" --set "data.eval=$pairs" --set optim.lr=1e-4 "${small[@]}" "${valid[@]}" --set eval.every=10)
 bash scripts/sweep.sh --recipe recipes/demo/onpolicy.yaml --command dpo --out "$out/passes_dpo_sft" --name select-passes \
-  --param train.epochs --values "$pass_counts" --param loss.sft_weight --values "1.0 2.0" --no-precompute \
+  --param train.epochs --values "$pass_counts" --param loss.sft_weight --values "$sft_weights" --no-precompute \
   --set loss.variant=dpo "${passes[@]}"
 "$PY" -m prefopt.cli dpo --recipe recipes/demo/onpolicy.yaml --set loss.sft_weight=0 --set train.epochs=3 "${passes[@]}" \
   --set "train.output_dir=$out/passes_other/dpo"
@@ -63,6 +72,8 @@ bash scripts/sweep.sh --recipe recipes/demo/onpolicy.yaml --command dpo --out "$
 "$PY" -m prefopt.cli sft --recipe recipes/demo/rft.yaml --set train.epochs=3 "${passes[@]}" \
   --set "data.train=$out/pairs/best.jsonl" --set data.eval=null --set "train.output_dir=$out/passes_other/rft"
 
+fi
+if part rounds; then
 # 2. Rounds: DPOP, DPO + SFT, IPO, and the control (continued SFT on each round's best answers).
 round_args=(--prompts "builtin:arith/prompts/train/$prompts/{round}" --rounds "$rounds" --set train.epochs=1 "${small[@]}"
             "${valid[@]}")
@@ -77,6 +88,8 @@ for lr in $lrs; do
     --set "optim.lr=$lr" --command sft
 done
 
+fi
+if part grpo; then
 # 3. GRPO: the learning rate at 128 prompts × 4, then the same 512 responses an update as 256 × 2 and 64 × 8
 #    (recipes/demo/grpo.yaml holds the winner, 256 × 2: the first sweep sets 128 × 4 explicitly).
 gsmall=()
@@ -116,6 +129,7 @@ for shape in "256 2" "128 4"; do
     --set "grpo.rollout_prompts=$prompts_per_update"
 done
 
+fi
 for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape grpo_explore grpo_sft; do
-  "$PY" scripts/collect_sweep.py "$out/$sweep" --metric eval/accuracy
+  if [ -d "$out/$sweep" ]; then "$PY" scripts/collect_sweep.py "$out/$sweep" --metric eval/accuracy; fi
 done

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, clean_env
 
@@ -23,6 +24,10 @@ def test_quick_demo_runs_end_to_end():
         assert summary["count"] == 40 and 0 <= summary["score45"] <= 1
     pairs = [json.loads(line) for line in (runs / "judge" / "pairs.jsonl").read_text().splitlines()]
     assert pairs and all(p["scores"]["chosen"] > p["scores"]["rejected"] for p in pairs)
-    for name, weight in (("dpo", 0.0), ("dpo_sft", 2.0)):  # the same pairs, with and without the SFT term
-        assert f"sft_weight: {weight}" in (runs / name / "recipe.yaml").read_text()
+    shipped = yaml.safe_load((ROOT / "recipes" / "demo" / "onpolicy.yaml").read_text())["loss"]["sft_weight"]
+    assert shipped > 0
+    for name, weight in (("dpo", 0.0), ("dpo_sft", shipped)):  # the same pairs, with and without the SFT term
+        assert yaml.safe_load((runs / name / "recipe.yaml").read_text())["loss"]["sft_weight"] == weight
+    three_d = [json.loads(line) for line in (runs / "eval_pairs.jsonl").read_text().splitlines()]
+    assert three_d == pairs[:128]  # every run's 3D metrics on the same pairs, whatever its batch size
     assert (runs / "grpo" / "model" / "config.json").exists() and (runs / "three_d.png").exists()

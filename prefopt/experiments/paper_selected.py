@@ -42,7 +42,8 @@ TOY_JUDGE = ["judge.best_min_score=1"]  # a 30-step base is never right: its con
 TOY_TRAIN = ["train.micro_batch_size=4"]
 # after the control, chosen on seed 0's validation split from the control's model (docs/paper.md lists the numbers)
 AFTER_CONTROL_GRPO = ["grpo.rollout_prompts=64", "grpo.group_size=8"]
-AFTER_CONTROL_DPO = ["optim.lr=3e-5"]
+# (3 passes at λ 2, the DPO + SFT settings of that search; recipes/demo/onpolicy.yaml has since been chosen again)
+AFTER_CONTROL_DPO = ["optim.lr=3e-5", "loss.sft_weight=2.0", "train.epochs=3"]
 
 
 def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:

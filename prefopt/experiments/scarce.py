@@ -57,6 +57,10 @@ QUICK = Sizes(base_steps=40, base_problems=64, eval_problems=16, problems=64, st
               group_size=4, eval_every=1, long_passes=2)
 
 
+# the DPO + SFT settings this page ran (chosen before it, see the docstring); the demo's recipe was chosen again since
+DPO_SFT = ["loss.sft_weight=2.0", "train.epochs=3"]
+
+
 def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     """One seed's runs (in its own process); its summary, also written to <root>/seed<N>/summary.json."""
     here = Seed(seed, root, Settings(eval_problems=sizes.eval_problems), quick)
@@ -80,7 +84,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     run("grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps,
         f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
     run("rft_grpo", "sft", "recipes/demo/rft.yaml", best, sizes.steps, one_pass)
-    steps = run("dpo_sft", "dpo", "recipes/demo/onpolicy.yaml", pairs, 0, *toy)  # 0: the recipe's passes decide
+    steps = run("dpo_sft", "dpo", "recipes/demo/onpolicy.yaml", pairs, 0, *DPO_SFT, *toy)  # 0: the passes decide
     run("rft", "sft", "recipes/demo/rft.yaml", best, steps, *toy)
     run("rft_long", "sft", "recipes/demo/rft.yaml", best, sizes.long_passes * sizes.steps, one_pass)
     # the usual order, SFT on verified answers and then RL: GRPO from the control's model, as GRPO above
