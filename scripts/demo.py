@@ -5,7 +5,7 @@
   2. it samples 4 candidates for each of 1,500 training problems, and the rule judge keeps best/worst pairs (and
      each problem's best answer, when it is right);
   3. on those pairs, six passes each (recipes/demo/onpolicy.yaml): vanilla DPO (the paper's 3D-properties, and what
-     they cost) and DPO + SFT (the paper's remedy, Eq. 7, λ 4);
+     they cost) and DPO + SFT (the paper's remedy, Eq. 7, λ 8);
   4. GRPO with the rule reward (recipes/demo/grpo.yaml): 100 updates of 256 problems × 2 responses;
   5. every model answers the same held-out problems; the 3D metrics of DPO, DPO + SFT and GRPO are on the same
      128 pairs (the judge's first), against the same base.

@@ -6,7 +6,7 @@
 #   scripts/select.sh [--out runs/select] [--quick] [--part pairs|rounds|grpo]...
 #
 #   1. one pass over one round of on-policy pairs: DPO, DPOP, IPO and DPO + SFT × lr (scripts/sweep.sh); then more
-#      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2, 4), and DPO, IPO and the control at 3 passes;
+#      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2, 4, 8), and DPO, IPO and the control at 3 passes;
 #   2. three on-policy rounds (scripts/onpolicy_rounds.py) of DPOP, DPO + SFT and IPO at lr 3e-5, 1e-4, 3e-4, and
 #      of the continued-SFT control (best answers only) at the same rates;
 #   3. GRPO: lr × rollout shape (128 prompts × 4, 256 × 2 or 64 × 8), 100 updates (scripts/sweep.sh); then hotter
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
 done
 # every validation problem once (max_prompts takes the first N, and the split holds 2,081)
 valid=(--set "eval.prompts=builtin:arith/prompts/valid/all" --set "eval.max_prompts=3000" --set "eval.max_new_tokens=40")
-rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" pass_counts="3 6" sft_weights="1.0 2.0 4.0"
+rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" pass_counts="3 6" sft_weights="1.0 2.0 4.0 8.0"
 small=()
 if [ "$quick" = 1 ]; then  # the pipeline at toy sizes (checks the script, not the settings)
   rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" pass_counts="2" sft_weights="1.0 2.0"

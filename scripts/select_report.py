@@ -151,7 +151,8 @@ def main() -> None:
         "## More passes over the same pairs", "",
         "The same pairs at lr 1e-4 over 3 and 6 passes (one pass of DPO + SFT was still rising at its end in the first "
         "search), with the "
-        "SFT term at λ 1, 2 and 4; then vanilla DPO, IPO and the control (continued SFT on the judged-best answers, "
+        "SFT term at λ 1, 2, 4 and 8 (8 added after the first run of this grid: its winner, λ 4, was on its edge); "
+        "then vanilla DPO, IPO and the control (continued SFT on the judged-best answers, "
         "its own data) at 3 passes. A pass is about 20 steps at batch 32.", "",
         *part(args.root, "passes_dpo_sft", lambda: passes(args.root)), "",
         "## Three on-policy rounds", "",
