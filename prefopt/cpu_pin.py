@@ -6,15 +6,17 @@ differed by 0.004 in a weight between the AVX-512 and the AVX2 paths, and after 
 answered 54.5 % of the test problems on one machine and 18.8 % on another (2026-12-02). Pinned to AVX2 (which every
 x86-64 server CPU since 2013 has) and to MKL's strict reproducible mode, the same build is the same on this machine
 whatever the parent's settings and threads, and costs no time here (34 s for both paths). A CPU without AVX2 falls
-back to what it has and gets other numbers. Set before torch starts: in a child's environment or at the top of a
-script; it has no effect on GPUs.
+back to what it has and gets other numbers; on other processors (ARM) nothing is pinned. Set before torch starts:
+in a child's environment or at the top of a script; it has no effect on GPUs.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 
-PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"}
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"} if X86 else {}
 
 
 def pin() -> None:

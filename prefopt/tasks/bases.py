@@ -12,7 +12,8 @@ responses in scenarios 3 and 4.
 Spec: `builtin:arith-base[/SEED[/STEPS[/PROBLEMS]]]`. The build runs `prefopt sft` in a child process (a world of
 one, even when the caller is one rank of many) on the recipe below, under a lock, into
 `$PREFOPT_CACHE/<name>-s<SEED>-n<STEPS>[-p<PROBLEMS>]-<key>/`. The key hashes the recipe and the sources that
-make the data and the tokenizer, as the reference cache does, so a change to any of them builds a new base.
+make the data and the tokenizer, as the reference cache does, and the pinned CPU arithmetic (prefopt/cpu_pin.py), so
+a change to any of them builds a new base.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 import pytest
 
-from prefopt import builtin
+from prefopt import builtin, cpu_pin
 from prefopt.errors import UserError
 from prefopt.tasks import bases
 
@@ -55,6 +55,7 @@ def test_a_problem_count_is_its_own_base(tmp_path, monkeypatch):
     assert "/arith-base-s1-n30-p64-" in scarce and not list(tmp_path.glob("arith-base-s1-n30-p2*"))
 
 
+@pytest.mark.skipif(not cpu_pin.X86, reason="the pin is for x86-64 processors")
 def test_a_base_is_the_same_whatever_the_threads_and_the_cpu_path(tmp_path, monkeypatch):
     """The build runs on one thread with pinned CPU arithmetic (prefopt/cpu_pin.py), so `make demo` (all cores), a
     harness's seed process (one thread) and another processor get the same base: here the parent asks for two
