@@ -27,9 +27,10 @@ from prefopt.experiments.paper_report import (
 # the settings of the runs that start from the control's model, and the validation numbers that chose them (seed 0,
 # from the control's model, before the test runs; prefopt/experiments/paper_selected.py's AFTER_CONTROL_*)
 AFTER_CONTROL = (
-    "The control first, then each family from its model: GRPO at 64 problems × 8 answers (validation accuracy on "
+    "The control first, then each family from its model (chosen on 2026-12-01 from seed 0's base as it was built "
+    "before the CPU arithmetic was pinned): GRPO at 64 problems × 8 answers (validation accuracy on "
     "seed 0 from the control's 0.333: 0.345, over the demo's 256 × 2 at 0.320), and DPO + SFT on pairs of 4 "
-    "candidates from the control's model for the selected DPO + SFT's problems, 3 passes at lr 3e-5 (0.353, over "
+    "candidates from the control's model for the selected DPO + SFT's problems, 3 passes at λ 2, lr 3e-5 (0.353, over "
     "lr 1e-4 at 0.315 and one pass at 1e-4 at 0.344); both against a longer control, 3 passes over the control's "
     "best answers (0.362 on the same validation, ahead of both before the test runs). Nothing else was tried.")
 
@@ -127,10 +128,13 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         f"\"{' '.join(str(b) for b in settings['betas_rejected'])}\"`.",
         f"- **Selected settings** (chosen on the validation split by `scripts/select.sh`, see "
         f"[selection.md](selection.md)): {_onpolicy_settings()} over the pairs of 4 candidates for "
-        f"{settings['selected']['prompts']} training problems (`recipes/demo/onpolicy.yaml`); GRPO with the rule "
-        f"reward for {settings['selected']['grpo_steps']} updates of 256 problems × 2 (`recipes/demo/grpo.yaml`), and "
+        f"{settings['selected']['prompts']} training problems (`recipes/demo/onpolicy.yaml`, chosen on 2026-12-02 "
+        "from the pinned seed-0 base); GRPO with the rule "
+        f"reward for {settings['selected']['grpo_steps']} updates of 256 problems × 2 (`recipes/demo/grpo.yaml`, "
+        "chosen on 2026-12-01 before the pin), and "
         "the same with an SFT term on its right answers (λ 1, 128 problems × 4: `recipes/demo/grpo_sft.yaml`; "
-        "validation accuracy on seed 0: 0.344 against GRPO's 0.329 and its control's 0.333, the only setting of the "
+        "validation accuracy on seed 0's base before the pin, 2026-12-01: 0.344 against GRPO's 0.329 and its "
+        "control's 0.333, the only setting of the "
         "term searched beyond λ 0.3 and 1 at 256 × 2); PPO with the rule reward (the demo's PPO settings, not "
         "searched). DPO + SFT and GRPO each have a control that trains as long on the same problems' judged-best "
         "answers with plain SFT. " + AFTER_CONTROL,
