@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The search behind the demo's and docs/paper.md's "selected" settings, on the validation split only: every run
-# logs eval/accuracy (greedy answers to every validation problem once, 2,081, rule judge) and is ranked by its value
-# at its end. --part runs only the named parts (repeatable; all three by default).
+# logs eval/accuracy (greedy answers to every validation problem once, 2,081, rule judge); collect_sweep.py ranks a
+# sweep by its best value, docs/selection.md's rule takes the value at a run's end. --part runs only the named parts
+# (repeatable; all three by default).
 #
 #   scripts/select.sh [--out runs/select] [--quick] [--part pairs|rounds|grpo]...
 #
