@@ -2,9 +2,9 @@
 # The search behind the demo's and docs/paper.md's "selected" settings, on the validation split only: every run
 # logs eval/accuracy (greedy answers to every validation problem once, 2,081, rule judge); collect_sweep.py ranks a
 # sweep by its best value, docs/selection.md's rule takes the value at a run's end. --part runs only the named parts
-# (repeatable; all three by default).
+# (repeatable; all four by default).
 #
-#   scripts/select.sh [--out runs/select] [--quick] [--part pairs|rounds|grpo]...
+#   scripts/select.sh [--out runs/select] [--quick] [--part pairs|rounds|grpo|wide]...
 #
 #   1. one pass over one round of on-policy pairs: DPO, DPOP, IPO and DPO + SFT × lr (scripts/sweep.sh); then more
 #      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2, 4, 8), and DPO, IPO and the control at 3 passes;
@@ -12,7 +12,8 @@
 #      of the continued-SFT control (best answers only) at the same rates;
 #   3. GRPO: lr × rollout shape (128 prompts × 4, 256 × 2 or 64 × 8), 100 updates (scripts/sweep.sh); then hotter
 #      rollouts (temperature 1.5, 2.0), and an SFT term on the rollout's right answers (λ 0.3, 1 at 256 × 2;
-#      λ 1 at 128 × 4).
+#      λ 1 at 128 × 4);
+#   4. wider GRPO rollouts (1024 prompts × 2 an update) × lr (1e-4 to 8e-4), and their control (lr 1e-4 to 1.6e-3).
 # Then scripts/collect_sweep.py ranks each sweep by eval/accuracy; docs/paper.md quotes the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,23 +24,23 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --part)
-      case ${2:-} in pairs|rounds|grpo) parts="$parts $2"; shift 2 ;;
-        *) echo "select.sh: --part takes pairs, rounds or grpo, not '${2:-}'" >&2; exit 2 ;; esac ;;
+      case ${2:-} in pairs|rounds|grpo|wide) parts="$parts $2"; shift 2 ;;
+        *) echo "select.sh: --part takes pairs, rounds, grpo or wide, not '${2:-}'" >&2; exit 2 ;; esac ;;
     *) echo "select.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 # every validation problem once (max_prompts takes the first N, and the split holds 2,081)
 valid=(--set "eval.prompts=builtin:arith/prompts/valid/all" --set "eval.max_prompts=3000" --set "eval.max_new_tokens=40")
-rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" pass_counts="3 6" sft_weights="1.0 2.0 4.0 8.0"
+rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" wide_lrs="1e-4 2e-4 4e-4 8e-4" control_lrs="1e-4 2e-4 4e-4 8e-4 1.6e-3" pass_counts="3 6" sft_weights="1.0 2.0 4.0 8.0"
 small=()
 if [ "$quick" = 1 ]; then  # the pipeline at toy sizes (checks the script, not the settings)
-  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" pass_counts="2" sft_weights="1.0 2.0"
+  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" wide_lrs="1e-4" control_lrs="1e-4" pass_counts="2" sft_weights="1.0 2.0"
   small=(--set model.path=builtin:tiny --set generate.n=2 --set generate.max_new_tokens=8 --set train.micro_batch_size=4
          --set judge.best_min_score=1)  # the tiny model is never right: the control trains on its best anyway
   valid=(--set "eval.prompts=builtin:arith/prompts/valid/8" --set "eval.max_prompts=8" --set "eval.max_new_tokens=8")
 fi
 eval "$("$PY" -m prefopt.cpu_pin)"  # the same numbers on another x86-64 CPU (prefopt/cpu_pin.py)
-parts=${parts:- pairs rounds grpo}
+parts=${parts:- pairs rounds grpo wide}
 part() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
 
@@ -90,13 +91,13 @@ for lr in $lrs; do
 done
 
 fi
-if part grpo; then
-# 3. GRPO: the learning rate at 128 prompts × 4, then the same 512 responses an update as 256 × 2 and 64 × 8
-#    (recipes/demo/grpo.yaml holds the winner, 256 × 2: the first sweep sets 128 × 4 explicitly).
 gsmall=()
 [ "$quick" = 1 ] && gsmall=(--set model.path=builtin:tiny --set train.micro_batch_size=16 --set grpo.max_new_tokens=8 \
   --set grpo.rollout_prompts=4)
 grpo=(--command grpo --set "train.max_steps=$grpo_steps" --set data.eval=null --set eval.every=25 "${valid[@]}")
+if part grpo; then
+# 3. GRPO: the learning rate at 128 prompts × 4, then the same 512 responses an update as 256 × 2 and 64 × 8
+#    (recipes/demo/grpo.yaml holds the winner, 256 × 2: the first sweep sets 128 × 4 explicitly).
 bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo" --name select-grpo \
   --param optim.lr --values "$grpo_lrs" --set grpo.rollout_prompts=128 --set grpo.group_size=4 "${gsmall[@]}"
 for shape in "256 2" "64 8"; do
@@ -131,6 +132,35 @@ for shape in "256 2" "128 4"; do
 done
 
 fi
-for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape grpo_explore grpo_sft; do
+if part wide; then
+# 4. Wider rollouts: 4× the problems an update (1024 × 2, in 4 micro-batches: still one policy step an update), since
+#    about 3/4 of the 2-answer groups carry no signal; lr 1e-4 to 8e-4 (4e-4 and 8e-4 added while the best rate sat
+#    on the grid's edge), and the SFT term (λ 1, lr 1e-4). The bar at that size: the control, 4 candidates from the base for the same 51,200
+#    problems (as many samples as GRPO draws), the best right answer of each, one pass in 100 steps, at the same rates
+#    and 1.6e-3 (its best rate, 8e-4, sat on the edge of GRPO's grid).
+wide_problems=51200 wide=(--set grpo.rollout_prompts=1024 --set train.grad_accum=4)
+[ "$quick" = 1 ] && wide_problems=16 wide=(--set grpo.rollout_prompts=8)
+wide+=(--set "data.train=builtin:arith/prompts/train/$wide_problems/7")
+bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
+  --param optim.lr --values "$wide_lrs" "${gsmall[@]}" "${wide[@]}"
+bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
+  --param grpo.sft_weight --values 1.0 "${gsmall[@]}" "${wide[@]}"
+demo_prompts=256  # for reference, the demo's GRPO as recipes/demo/grpo.yaml runs it, on this base
+[ "$quick" = 1 ] && demo_prompts=8
+bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
+  --param grpo.rollout_prompts --values "$demo_prompts" "${gsmall[@]}"
+"$PY" -m prefopt.cli generate --recipe recipes/demo/onpolicy.yaml --set "data.train=builtin:arith/prompts/train/$wide_problems/7" \
+  --set "generate.max_prompts=$wide_problems" --set "train.output_dir=$out/wide_candidates" "${small[@]}"
+"$PY" -m prefopt.cli judge --recipe recipes/demo/onpolicy.yaml --set "judge.input=$out/wide_candidates/generations.jsonl" \
+  --set "train.output_dir=$out/wide_candidates" "${small[@]}"
+answers=$(wc -l < "$out/wide_candidates/best.jsonl")
+bash scripts/sweep.sh --recipe recipes/demo/rft.yaml --command sft --out "$out/wide_control" --name select-wide-control \
+  --param optim.lr --values "$control_lrs" --set "data.train=$out/wide_candidates/best.jsonl" --set data.eval=null \
+  --set "train.max_steps=$grpo_steps" --set "train.micro_batch_size=$(( answers / grpo_steps > 0 ? answers / grpo_steps : 1 ))" \
+  --set eval.every=25 "${small[@]}" "${valid[@]}"
+
+fi
+for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape grpo_explore grpo_sft grpo_wide \
+  wide_control; do
   if [ -d "$out/$sweep" ]; then "$PY" scripts/collect_sweep.py "$out/$sweep" --metric eval/accuracy; fi
 done

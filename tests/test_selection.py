@@ -168,9 +168,9 @@ def test_the_selection_path_never_opens_the_test_split(tmp_path, monkeypatch):
 
 
 def test_select_sh_names_its_parts_and_refuses_others(tmp_path):
-    """`scripts/select.sh --part` takes pairs, rounds or grpo (a search can re-run one part); anything else stops
+    """`scripts/select.sh --part` takes pairs, rounds, grpo or wide (a search can re-run one part); anything else stops
     before a run starts, naming the choices."""
     res = subprocess.run(["bash", "scripts/select.sh", "--out", str(tmp_path), "--part", "dpo"], cwd=ROOT,
                          env={**clean_env(), "PYTHON": sys.executable}, capture_output=True, text=True)
-    assert res.returncode == 2 and "--part takes pairs, rounds or grpo, not 'dpo'" in res.stderr
+    assert res.returncode == 2 and "--part takes pairs, rounds, grpo or wide, not 'dpo'" in res.stderr
     assert not any(tmp_path.iterdir())

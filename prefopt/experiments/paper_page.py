@@ -35,6 +35,16 @@ AFTER_CONTROL = (
     "best answers (0.362 on the same validation, ahead of both before the test runs). Nothing else was tried.")
 
 
+# GRPO at four times the problems an update, and its control at that size (paper_selected.wider), with the validation
+# numbers that chose their learning rates (docs/selection.md, `scripts/select.sh --part wide`)
+WIDER = (
+    "GRPO at 1,024 problems × 2 answers an update (`recipes/demo/grpo_1024.yaml`, lr 4e-4, 100 updates: 4 times the "
+    "groups with a signal; chosen on 2026-12-02 from the pinned seed-0 base, validation accuracy 0.554 against "
+    "0.499, 0.528 and 0.494 at lr 1e-4, 2e-4 and 8e-4), beside its own control: the best of 4 answers from the base "
+    "to the same 51,200 problems (as many samples as GRPO draws), one pass in 100 steps at lr 8e-4, the control's "
+    "best rate on the same validation (0.581 against 0.515, 0.557, 0.550 and 0.575 at 1e-4, 2e-4, 4e-4 and 1.6e-3).")
+
+
 def _onpolicy_settings() -> str:
     """The selected DPO + SFT settings as recipes/demo/onpolicy.yaml holds them (what the runs used)."""
     from prefopt.experiments import REPO
@@ -137,7 +147,8 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "control's 0.333, the only setting of the "
         "term searched beyond λ 0.3 and 1 at 256 × 2); PPO with the rule reward (the demo's PPO settings, not "
         "searched). DPO + SFT and GRPO each have a control that trains as long on the same problems' judged-best "
-        "answers with plain SFT. " + AFTER_CONTROL,
+        "answers with plain SFT. " + (WIDER + " " if all("grpo_1024" in s["selected"] for s in summaries) else "") +
+        AFTER_CONTROL,
         f"- **Evaluation**: one greedy answer for {held_out_words(settings['eval_problems'])} (the test split "
         "is a tenth of all problems, never in any training set), scored 1-5 by the rule judge (5: right with "
         "working, 4: right answer only). Figure 4's accuracy is on pairs judged from "

@@ -7,7 +7,8 @@ split. Per seed, from the same base as the paper-settings runs:
     (recipes/demo/rft.yaml);
   - GRPO with the rule reward (recipes/demo/grpo.yaml), the same with an SFT term on its right answers
     (recipes/demo/grpo_sft.yaml) and, for as many steps and 4 samples per problem as GRPO draws, continued SFT on
-    the judged-best of the 4 answers to GRPO's problems (the RL path's control);
+    the judged-best of the 4 answers to GRPO's problems (the RL path's control); and GRPO at 4× the problems an
+    update (recipes/demo/grpo_1024.yaml), beside its own control at that size;
   - the control first, then each family from the control's model (docs/scarce.md: the control learns from every
     problem's right answer, GRPO from the few whose answers differ, so the usual order is SFT on verified answers,
     then RL): GRPO from it, and DPO + SFT on pairs of 4 candidates from it; both against a longer control, 3 passes
@@ -32,11 +33,12 @@ class Selected:
     prompts: int = 1500  # training problems of the DPO + SFT pairs
     grpo_problems: int = 12800  # GRPO's training problems (256 a step × 100 steps: each seen twice)
     grpo_steps: int = 100
+    wide_problems: int = 51200  # GRPO at 1,024 problems an update (recipes/demo/grpo_1024.yaml): each seen twice
     ppo_steps: int = 40
     long_passes: int = 3  # the longer control's passes over the best answers (the control makes one)
 
 
-QUICK = Selected(prompts=48, grpo_problems=16, grpo_steps=2, ppo_steps=2, long_passes=2)
+QUICK = Selected(prompts=48, grpo_problems=16, grpo_steps=2, wide_problems=16, ppo_steps=2, long_passes=2)
 TOY_GENERATE = ["generate.n=8", "generate.max_new_tokens=16"]  # quick mode: toy sizes (a 30-step base needs 8 tries)
 TOY_JUDGE = ["judge.best_min_score=1"]  # a 30-step base is never right: its control trains on its best anyway
 TOY_TRAIN = ["train.micro_batch_size=4"]
@@ -44,6 +46,8 @@ TOY_TRAIN = ["train.micro_batch_size=4"]
 AFTER_CONTROL_GRPO = ["grpo.rollout_prompts=64", "grpo.group_size=8"]
 # (3 passes at λ 2, the DPO + SFT settings of that search; recipes/demo/onpolicy.yaml has since been chosen again)
 AFTER_CONTROL_DPO = ["optim.lr=3e-5", "loss.sft_weight=2.0", "train.epochs=3"]
+# the control's best rate at GRPO's 1,024 problems an update, on the same validation search (docs/selection.md)
+WIDE_CONTROL = ["optim.lr=8e-4"]
 
 
 def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
@@ -79,6 +83,7 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     seed.train("sft", "recipes/demo/rft.yaml", "rft_long", best, "null", sizes.long_passes * sizes.grpo_steps, one_pass)
     out["rft_long"] = seed.accuracy(seed.dir / "rft_long" / "model", "eval_rft_long")
     out.update(after_control(seed, sizes, quick, eval_pairs, problems, grpo_sets))
+    out.update(wider(seed, sizes, quick, eval_pairs))
     rows = seed.train("ppo", "recipes/demo/ppo.yaml", "ppo_rule", f"builtin:arith/prompts/train/512/{seed.seed}",
                       eval_pairs, sizes.ppo_steps, "ppo.reward.kind=rule", "ppo.reward.path=null")
     out["ppo_rule"] = {**seed.accuracy(seed.dir / "ppo_rule" / "model", "eval_ppo_rule"),
@@ -100,6 +105,24 @@ def after_control(seed, sizes: Selected, quick: bool, eval_pairs, problems: str,
                       *AFTER_CONTROL_DPO, *(TOY_TRAIN if quick else []))
     out["rft_then_dpo_sft"] = {**seed.accuracy(seed.dir / "rft_then_dpo_sft" / "model", "eval_rft_then_dpo_sft"),
                                "curves": curves(rows, THREE_D), "pairs": count_rows(pairs)}
+    return out
+
+
+def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
+    """GRPO at 1,024 problems × 2 an update (recipes/demo/grpo_1024.yaml, the validation search's RL winner) and its
+    control at that size: the best of 4 answers from the base to the same problems (as many samples as GRPO draws),
+    one pass in as many steps, at the control's own best rate."""
+    problems = f"builtin:arith/prompts/train/{sizes.wide_problems}/{7 + seed.seed}"
+    sets = ["train.micro_batch_size=16", "train.grad_accum=1", "grpo.rollout_prompts=8",
+            "grpo.max_new_tokens=12"] if quick else []
+    rows = seed.train("grpo", "recipes/demo/grpo_1024.yaml", "grpo_1024", problems, eval_pairs, sizes.grpo_steps, *sets)
+    out = {"grpo_1024": {**seed.accuracy(seed.dir / "grpo_1024" / "model", "eval_grpo_1024"),
+                         "curves": curves(rows, THREE_D),
+                         "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/accuracy"))}}
+    _, best = candidates(seed, "candidates_1024", problems, sizes.wide_problems, quick)
+    batch = f"train.micro_batch_size={max(1, count_rows(best) // sizes.grpo_steps)}"
+    seed.train("sft", "recipes/demo/rft.yaml", "rft_1024", best, "null", sizes.grpo_steps, batch, *WIDE_CONTROL)
+    out["rft_1024"] = seed.accuracy(seed.dir / "rft_1024" / "model", "eval_rft_1024")
     return out
 
 

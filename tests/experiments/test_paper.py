@@ -26,7 +26,8 @@ def summary(seed=0, s1=40.0, others=(30.0, 31.0, 29.0), base=35.0, ppo=45.0, fle
             "ppo": {**acc(ppo), "curves": {}}, "pairs": {}, "settings": {}, "paper_control": acc(base + 1),
             "selected": {"dpo_sft": acc(base + 4), "rft": acc(base + 3), "grpo": acc(base + 5),
                          "rft_grpo": acc(base + 2), "grpo_sft": acc(base + 6), "ppo_rule": acc(base - 1),
-                         "rft_then_grpo": acc(base + 7), "rft_then_dpo_sft": acc(base + 5), "rft_long": acc(base + 6)}}
+                         "rft_then_grpo": acc(base + 7), "rft_then_dpo_sft": acc(base + 5), "rft_long": acc(base + 6),
+                         "grpo_1024": acc(base + 8), "rft_1024": acc(base + 7)}}
 
 
 def test_claim_statistics_on_worked_numbers():
@@ -50,7 +51,8 @@ def test_claim_statistics_on_worked_numbers():
 def test_beats_its_base_and_its_control_on_worked_numbers():
     """Seeds with bases 35 and 30: DPO + SFT +4 on both (mean 4 ± 0, beyond: holds); its control +3, so it beats
     it by +1 on both; GRPO +5 against a control at +2: +3, GRPO + SFT term +6 against it: +4; from the control's
-    model, GRPO (+7) against the longer control (+6): +1, DPO + SFT (+5) against it: -1 on both, does not hold.
+    model, GRPO (+7) against the longer control (+6): +1, DPO + SFT (+5) against it: -1 on both, does not hold;
+    GRPO at 1,024 problems an update (+8) against its control at that size (+7): +1 on both, holds.
     Paper-settings DPO (40 on both seeds) against its control (SFT at base + 1: 36 and 31): +4 and +9, mean
     6.5 ± 3.5: holds. A second
     pair of seeds where DPO + SFT's margin over the base is +4 and -1 (mean 1.5 ± 3.5): not beyond the spread, 1 of
@@ -68,11 +70,25 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
         "hold** |" in table
     assert "| longer control: 3 passes over GRPO's problems' best answers | +6.0 | +6.0 | +6.0 ± 0.0 | **holds** |" \
         in table
+    assert "| GRPO at 1,024 problems an update beats its control at that size (same problems, samples and steps) | " \
+        "+1.0 | +1.0 | +1.0 ± 0.0 | **holds** |" in table
     worse = summary(seed=1)
     worse["selected"]["dpo_sft"] = {"score5": 0.34, "score45": 0.34}
     table = paper_report.beats_table([summary(), worse])
     assert "| DPO + SFT, on-policy pairs (selected) | +4.0 | -1.0 | +1.5 ± 3.5 | **not beyond the spread (1/2 seeds " \
         "above)** |" in table
+
+
+def test_a_run_the_summaries_predate_leaves_its_rows_out():
+    """Summaries written before GRPO at 1,024 problems an update joined the harness: the page leaves its rows out (in
+    both tables) instead of failing, and keeps every other row."""
+    older = [summary(), summary(seed=1, base=30.0)]
+    for s in older:
+        del s["selected"]["grpo_1024"], s["selected"]["rft_1024"]
+    table = paper_report.beats_table(older)
+    assert "1,024" not in table and "1,024" not in paper_report.tables(older)
+    assert "| GRPO + SFT term beats the same control | +4.0 | +4.0 | +4.0 ± 0.0 | **holds** |" in table
+    assert "1,024" in paper_report.beats_table([summary(), summary(seed=1, base=30.0)])
 
 
 def test_the_held_out_set_is_every_test_problem_once(tmp_path, monkeypatch):
@@ -113,7 +129,10 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     assert paper_report.beats_table(summaries) in page
     (seed,) = summaries
     assert set(seed["selected"]) == {"dpo_sft", "rft", "grpo", "grpo_sft", "rft_grpo", "ppo_rule", "rft_long",
-                                     "rft_then_grpo", "rft_then_dpo_sft"}
+                                     "rft_then_grpo", "rft_then_dpo_sft", "grpo_1024", "rft_1024"}
+    wide_control = (tmp_path / "runs" / "seed0" / "rft_1024" / "recipe.yaml").read_text()  # its own rate, its data
+    assert "lr: 0.0008\n" in wide_control and str(tmp_path / "runs" / "seed0" / "candidates_1024" / "best.jsonl") in \
+        wide_control
     assert seed["selected"]["rft_then_dpo_sft"]["pairs"] > 0  # pairs judged from the control's own candidates
     control = str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model")
     for run in ("rft_then_grpo", "rft_then_dpo_sft"):  # each starts from the control's model
