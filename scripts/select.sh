@@ -133,18 +133,18 @@ done
 
 fi
 if part wide; then
-# 4. Wider rollouts: 4× the problems an update (1024 × 2, in 4 micro-batches: still one policy step an update), since
-#    about 3/4 of the 2-answer groups carry no signal; lr 1e-4 to 8e-4 (4e-4 and 8e-4 added while the best rate sat
-#    on the grid's edge), and the SFT term (λ 1, lr 1e-4). The bar at that size: the control, 4 candidates from the base for the same 51,200
-#    problems (as many samples as GRPO draws), the best right answer of each, one pass in 100 steps, at the same rates
-#    and 1.6e-3 (its best rate, 8e-4, sat on the edge of GRPO's grid).
-wide_problems=51200 wide=(--set grpo.rollout_prompts=1024 --set train.grad_accum=4)
-[ "$quick" = 1 ] && wide_problems=16 wide=(--set grpo.rollout_prompts=8)
-wide+=(--set "data.train=builtin:arith/prompts/train/$wide_problems/7")
-bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
+# 4. Wider rollouts: 4× the problems an update (recipes/demo/grpo_1024.yaml: 1024 × 2 in 4 micro-batches, still one
+#    policy step an update), since about 3/4 of the 2-answer groups carry no signal; lr 1e-4 to 8e-4 (4e-4 and 8e-4
+#    added while the best rate sat on the grid's edge), and the SFT term (λ 1, lr 1e-4). The bar at that size: the
+#    control, 4 candidates from the base for the same 51,200 problems (as many samples as GRPO draws), the best right
+#    answer of each, one pass in 100 steps, at the same rates and 1.6e-3 (its best, 8e-4, sat on GRPO's grid's edge).
+wide_problems=51200 wide=()
+[ "$quick" = 1 ] && wide_problems=16 wide=(--set grpo.rollout_prompts=8 --set train.grad_accum=1
+                                            --set data.train=builtin:arith/prompts/train/16/7)
+bash scripts/sweep.sh --recipe recipes/demo/grpo_1024.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
   --param optim.lr --values "$wide_lrs" "${gsmall[@]}" "${wide[@]}"
-bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
-  --param grpo.sft_weight --values 1.0 "${gsmall[@]}" "${wide[@]}"
+bash scripts/sweep.sh --recipe recipes/demo/grpo_1024.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
+  --param grpo.sft_weight --values 1.0 --set optim.lr=1e-4 "${gsmall[@]}" "${wide[@]}"
 demo_prompts=256  # for reference, the demo's GRPO as recipes/demo/grpo.yaml runs it, on this base
 [ "$quick" = 1 ] && demo_prompts=8
 bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
