@@ -14,6 +14,12 @@ from prefopt.experiments.paper_report import accuracy_of, held_out_words, mean_s
 from prefopt.fsutil import write_atomic
 
 
+def measured(rows: list[tuple], summaries: list[dict]) -> list[tuple]:
+    """The (label, run, ...) rows whose runs every summary holds: a page re-written from a run made before a row was
+    added to its harness leaves that row out."""
+    return [row for row in rows if all(key in summary for summary in summaries for key in row[1:])]
+
+
 def accuracy_table(summaries: list[dict], runs: list[tuple[str, str]]) -> list[str]:
     """One row per run: its accuracy on each seed, then mean ± sd."""
     lines = [f"| model | {_seed_columns(summaries)} | mean ± sd |", "|" + "---|" * (len(summaries) + 2)]
@@ -31,6 +37,19 @@ def changes_table(summaries: list[dict], changes: list[tuple[str, str, str]]) ->
         values = [accuracy_of(s[run]) - accuracy_of(s[other]) for s in summaries]
         ms, held = verdict(values)
         lines.append(f"| {label} | " + " | ".join(f"{v:+.1f}" for v in values) + f" | {ms} | **{held}** |")
+    return lines
+
+
+def replication_table(samples: list[tuple[str, list[dict]]], changes: list[tuple[str, str, str]]) -> list[str]:
+    """One row per comparison, one (mean ± sd, verdict) pair of columns per sample of bases (a harness run), then
+    all of them pooled: whether a verdict survives other bases."""
+    pooled = [summary for _, summaries in samples for summary in summaries]
+    columns = [*samples, (f"together ({len(pooled)} bases)", pooled)]
+    lines = ["| change (pp) | " + " | ".join(f"{name}: mean ± sd | verdict" for name, _ in columns) + " |",
+             "|" + "---|" * (2 * len(columns) + 1)]
+    for label, run, other in changes:
+        cells = ["{} | **{}**".format(*change(summaries, run, other)) for _, summaries in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 

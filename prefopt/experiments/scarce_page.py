@@ -5,16 +5,23 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+from functools import partial
 from pathlib import Path
 
-from prefopt.experiments import control_pages
+from prefopt.experiments import REPO, control_pages
+
+# The page's run before this one, on other bases (built before the CPU arithmetic was pinned): its summaries, kept
+# so that every run of the page also says which verdicts survive a second set of bases.
+EARLIER = REPO / "docs" / "scarce" / "earlier.json"
 
 RUNS = [("shipped base (docs/paper.md's)", "shipped"), ("scarce-SFT base", "base"), ("GRPO, rule reward", "grpo"),
         ("GRPO's control: continued SFT on the best answers", "rft_grpo"), ("DPO + SFT, on-policy pairs", "dpo_sft"),
         ("DPO + SFT's control: continued SFT on the best answers", "rft"),
         ("longer control: continued SFT, more passes", "rft_long"),
         ("GRPO from the control's model", "rft_then_grpo"),
+        ("GRPO from the control's model, as many steps in all as the longer control", "rft_then_grpo_equal"),
         ("DPO + SFT from the control's model, on its own pairs", "rft_then_dpo_sft")]
 CHANGES = [("GRPO against its base", "grpo", "base"), ("GRPO's control against the base", "rft_grpo", "base"),
            ("**GRPO against its control**", "grpo", "rft_grpo"), ("DPO + SFT against its base", "dpo_sft", "base"),
@@ -24,6 +31,8 @@ CHANGES = [("GRPO against its base", "grpo", "base"), ("GRPO's control against t
            ("DPO + SFT against the longer control", "dpo_sft", "rft_long"),
            ("GRPO from the control's model against the one-pass control", "rft_then_grpo", "rft_grpo"),
            ("**GRPO from the control's model against the longer control**", "rft_then_grpo", "rft_long"),
+           ("**GRPO from the control's model, equal steps in all, against the longer control**",
+            "rft_then_grpo_equal", "rft_long"),
            ("DPO + SFT from the control's model against the one-pass control", "rft_then_dpo_sft", "rft_grpo"),
            ("**DPO + SFT from the control's model against the longer control**", "rft_then_dpo_sft", "rft_long"),
            ("scarce-SFT base against the shipped base", "base", "shipped")]
@@ -41,8 +50,9 @@ SELECTION = {"GRPO (100 updates, lr 1e-4)": [("256 problems × 2 answers (the de
                  ("lr 1e-4", 0.470, 0.470), ("**lr 3e-5** (docs/paper.md's after-control choice)", 0.472, 0.472)]}
 
 
-def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool) -> str:
-    """The page: set-up, held-out accuracy per seed, the verdicts, the curves and what they mean."""
+def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool, earlier: dict | None = None) -> str:
+    """The page: set-up, held-out accuracy per seed, the verdicts, the earlier run's beside them (when it ran the
+    same sizes), the curves and what they mean."""
     seeds = [s["seed"] for s in summaries]
     count_of = lambda run, key: ", ".join(f"{s[run][key]:,}" for s in summaries)
     count = lambda key: count_of("candidates", key)
@@ -52,7 +62,8 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool) ->
         "do not edit by hand. -->",
         *(["**Quick mode: toy sizes; these numbers check the pipeline, not the result.**", ""] if quick else []),
         f"Written by `scripts/scarce.sh` in {minutes:.0f} minutes on a 2-core CPU, seeds "
-        f"{', '.join(map(str, seeds))}.", "",
+        f"{', '.join(map(str, seeds))}. The bases and every run use the pinned CPU arithmetic "
+        "(prefopt/cpu_pin.py).", "",
         "On docs/paper.md's base (unfinished SFT) continued SFT on the model's own right answers improves it as much "
         "as any alignment method; from a converged base (docs/converged.md) the rollouts are right 99 % of the time "
         "and RL has nothing left to learn from. This page takes the common case between: SFT data is scarce and "
@@ -77,24 +88,31 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool) ->
         "short of where more SFT on the same answers leads.",
         "- **The control, then GRPO**: GRPO as above, started from the control's model (its reference too), against "
         f"the longer control: {2 * sizes['steps']} steps in all against {sizes['long_passes'] * sizes['steps']}. "
-        "This order was first tried on the control models of an earlier run of this page, whose test numbers were "
-        "seen; its settings are GRPO's above, unchanged. On one machine the harness reproduces its runs exactly, so "
-        "its numbers below are that first try's, not a second sample.",
+        "This order was first tried on the control models of the page's first run (2026-12-01, other bases), whose "
+        "test numbers were seen; its settings are GRPO's above, unchanged." + (
+            f" **The same for {(sizes['long_passes'] - 1) * sizes['steps']} updates**, as many steps in all as the "
+            f"longer control: at {sizes['steps']} updates GRPO's validation accuracy was still rising where the "
+            "longer control's had levelled off, in the page's earlier run (below), whose test numbers were seen "
+            "before this run was added."
+            if _has_equal(summaries) else ""),
         f"- **The control, then DPO + SFT**: 4 answers from the control's model for the same {sizes['problems']:,} "
         f"problems, judged into pairs ({count_of('rft_candidates', 'pairs')}); DPO + SFT as above but at lr 3e-5 "
         "(chosen on validation, below), started from the control's model (its reference too), against the longer "
-        "control. Its test numbers were first seen in this page's run.",
+        "control. Its test numbers were first seen in the earlier run below.",
         control_pages.evaluation(sizes),
         "- **Selection**, on validation accuracy from a separate seed-0 base of the same recipe (0.374 on validation; "
-        "built by hand before this page's runs), end of run and best during it: " +
+        "built by hand before the pin and before the page's first run; not chosen again since), end of run and best "
+        "during it: " +
         "; ".join(f"{method}: " + ", ".join(f"{name} {end:.3f} ({top:.3f})" for name, end, top in options)
                   for method, options in SELECTION.items()) + ". Nothing else was tried.", "",
         "## Held-out accuracy (4-5 points, %)", "",
-        *control_pages.accuracy_table(summaries, RUNS), "",
+        *control_pages.accuracy_table(summaries, control_pages.measured(RUNS, summaries)), "",
         "A change counts when every seed agrees and its mean is larger than its spread (docs/paper.md's rule).", "",
-        *control_pages.changes_table(summaries, CHANGES), "",
+        *control_pages.changes_table(summaries, control_pages.measured(CHANGES, summaries)), "",
+        *_replication(summaries, sizes, earlier),
         "## Validation accuracy during training", "",
-        *control_pages.validation_table(summaries, RUNS[2:], sizes["eval_every"]), "",
+        *control_pages.validation_table(summaries, control_pages.measured(RUNS[2:], summaries),
+                                        sizes["eval_every"]), "",
         "## Reading", "", *reading(summaries, sizes),
     ]
     return "\n".join(lines) + "\n"
@@ -148,27 +166,39 @@ def reading(summaries: list[dict], sizes: dict) -> list[str]:
         f"- **The longer control: {over['rft_long'][0]} pp over the base ({over['rft_long'][1]}); GRPO "
         f"{longer['grpo'][0]} pp against it ({longer['grpo'][1]}), DPO + SFT {longer['dpo_sft'][0]} pp "
         f"({longer['dpo_sft'][1]}).** " + _longer(beaten, still),
-        *_after_control(summaries),
+        *_after_control(summaries, sizes),
     ]
 
 
-def _after_control(summaries: list[dict]) -> list[str]:
+def _after_control(summaries: list[dict], sizes: dict) -> list[str]:
     """The control first, then GRPO or DPO + SFT from its model: against the control it started from and the
-    longer one."""
-    names = {"rft_then_grpo": "GRPO", "rft_then_dpo_sft": "DPO + SFT"}
-    start, longer = ({run: control_pages.change(summaries, run, other) for run in names}
+    longer one (GRPO also at as many steps in all as the longer control, where the run has it)."""
+    equal = _has_equal(summaries)
+    runs = ["rft_then_grpo", "rft_then_dpo_sft", *(["rft_then_grpo_equal"] if equal else [])]
+    start, longer = ({run: control_pages.change(summaries, run, other) for run in runs}
                      for other in ("rft_grpo", "rft_long"))
-    zero = statistics.mean(v for s in summaries for _, v in s["rft_then_grpo"]["zero_std"])
+    zero = lambda run: statistics.mean(v for s in summaries for _, v in s[run]["zero_std"])
     pairs = statistics.mean(s["rft_candidates"]["pairs"] for s in summaries)
     bullet = lambda run, name, detail: (f"- **The control, then {name}: {start[run][0]} pp over the control it starts "
                                         f"from ({start[run][1]}), {longer[run][0]} pp against the longer control "
                                         f"({longer[run][1]}).** {detail}")
     chosen, rejected = (statistics.mean(s["rft_then_dpo_sft"][key][-1][1] for s in summaries)
                         for key in ("delta_chosen", "delta_rejected"))
+    # the verdict on GRPO after the control is its equal-steps run's, where there is one
+    names = {"rft_then_grpo_equal" if equal else "rft_then_grpo": "GRPO", "rft_then_dpo_sft": "DPO + SFT"}
     held = [name for run, name in names.items() if longer[run][1] == "holds"]
     short = [name for run, name in names.items() if longer[run][1] != "holds"]
+    steps = (sizes["long_passes"] - 1) * sizes["steps"]
     return [
-        bullet("rft_then_grpo", "GRPO", f"{zero:.0%} of its groups scored the same."),
+        bullet("rft_then_grpo", "GRPO", f"{zero('rft_then_grpo'):.0%} of its groups scored the same."),
+        *([bullet("rft_then_grpo_equal", f"GRPO for {steps} updates (as many steps in all as the longer control)",
+                  f"{zero('rft_then_grpo_equal'):.0%} of its groups scored the same. " + (
+                      "Given as many steps, comparing answers after imitation beats more imitation: the shortfall "
+                      f"at {sizes['steps']} updates was the steps." if longer["rft_then_grpo_equal"][1] == "holds" else
+                      "Even given as many steps, more passes of SFT on the same answers stay ahead."
+                      if control_pages.change(summaries, "rft_long", "rft_then_grpo_equal")[1] == "holds" else
+                      "Given as many steps, neither it nor the longer control is ahead beyond the spread."))]
+          if equal else []),
         bullet("rft_then_dpo_sft", "DPO + SFT", f"It trains on the {pairs:,.0f} pairs (mean) where the control's own "
                                                 f"answers to a problem differ; on them the chosen answers' "
                                                 f"log-probability ends {chosen:+.2f} nats from the control's and the "
@@ -185,6 +215,11 @@ def _after_control(summaries: list[dict]) -> list[str]:
     ]
 
 
+def _has_equal(summaries: list[dict]) -> bool:
+    """Whether the run has GRPO after the control at as many steps in all as the longer control (added later)."""
+    return all("rft_then_grpo_equal" in summary for summary in summaries)
+
+
 def _longer(beaten: list[str], still: list[str]) -> str:
     """What the longer control says about the equal-steps verdicts."""
     if not beaten:
@@ -198,13 +233,43 @@ def _longer(beaten: list[str], still: list[str]) -> str:
         "steps it had less training, not less signal." if lost else "") if part)
 
 
+def _replication(summaries: list[dict], sizes: dict, earlier: dict | None) -> list[str]:
+    """The verdicts of this run, of the earlier one (other bases, the same sizes) and of both pooled."""
+    if earlier is None or earlier["sizes"] != sizes:
+        return []
+    before = earlier["seeds"]
+    rates = lambda runs, key: ", ".join(f"{100 * s[key]['score45']:.1f}" for s in runs)
+    rows = control_pages.measured([row for row in CHANGES if row[2] != "shipped"], before + summaries)
+    holds = lambda runs, run, other: control_pages.change(runs, run, other)[1] == "holds"
+    both = [label for label, run, other in rows if holds(before, run, other) and holds(summaries, run, other)]
+    one = [f"{label.strip('*')} ({'earlier run' if holds(before, run, other) else 'this run'})"
+           for label, run, other in rows if holds(before, run, other) != holds(summaries, run, other)]
+    return [
+        "## The earlier run: the same experiment on other bases", "",
+        f"The page's earlier run, {earlier['run']}, built other models from the same recipes and ran every step "
+        f"with the same sizes: its scarce-SFT bases answered {rates(before, 'base')} % (seeds "
+        f"{', '.join(str(s['seed']) for s in before)}), this run's {rates(summaries, 'base')} %; the shipped bases "
+        f"{rates(before, 'shipped')} % there and {rates(summaries, 'shipped')} % here. The two runs are two samples of "
+        "the experiment: a verdict worth keeping holds on both, and on all the bases pooled.", "",
+        *control_pages.replication_table([("earlier run", before), ("this run", summaries)], rows), "",
+        f"{len(both)} of the {len(rows)} changes hold in both runs, {len(one)} in one only" +
+        (f" ({'; '.join(one)})" if one else "") + f", {len(rows) - len(both) - len(one)} in neither.", "",
+    ]
+
+
+def load_earlier(path: Path = EARLIER) -> dict | None:
+    """The earlier run's summaries (docs/scarce/earlier.json), or None when there is none."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def write(summaries: list[dict], sizes: dict, docs: Path, minutes: float, quick: bool = False) -> Path:
     """Write <docs>/scarce.md (and the summaries beside it) and return its path."""
-    return control_pages.write("scarce", markdown(summaries, sizes, minutes, quick), summaries, sizes, docs)
+    page = markdown(summaries, sizes, minutes, quick, load_earlier())
+    return control_pages.write("scarce", page, summaries, sizes, docs)
 
 
 def main(argv=None) -> None:
-    control_pages.rewrite("scarce", markdown, argv)
+    control_pages.rewrite("scarce", partial(markdown, earlier=load_earlier()), argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from prefopt.experiments.scarce import Sizes
 from tests.conftest import ROOT, clean_env
 
 
-def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=None, rft_then_dpo_sft=None):
+def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=None, rft_then_dpo_sft=None,
+            rft_then_grpo_equal=None):
     """A seed's summary with the given 4-5-point rates (%) and short curves (GRPO and DPO + SFT after the control: by
     default level with the longer control)."""
     acc = lambda pct: {"score5": pct / 100, "score45": pct / 100}
@@ -24,7 +25,8 @@ def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=No
             "rft": run(rft), "rft_long": run(rft_long),
             "rft_then_grpo": run(rft_long if rft_then_grpo is None else rft_then_grpo, [[10, 0.5]]),
             "rft_candidates": {"pairs": 1000 + 100 * seed},
-            "rft_then_dpo_sft": run(rft_long if rft_then_dpo_sft is None else rft_then_dpo_sft)}
+            "rft_then_dpo_sft": run(rft_long if rft_then_dpo_sft is None else rft_then_dpo_sft),
+            **({} if rft_then_grpo_equal is None else {"rft_then_grpo_equal": run(rft_then_grpo_equal, [[10, 0.4]])})}
 
 
 def test_the_page_reads_its_verdicts_from_worked_numbers():
@@ -81,12 +83,60 @@ def test_the_page_reads_its_verdicts_from_worked_numbers():
     assert "Neither adds anything measurable after the control" in page
 
 
+def test_the_earlier_run_stands_beside_this_one_and_both_pooled():
+    """GRPO − its control: earlier run +3.0, +2.0, +1.0 (holds); this run −1.0, −1.0, −1.0 (does not hold); the six
+    pooled: mean 0.5, sd = sqrt((6.25 + 2.25 + 0.25 + 3 × 2.25) / 5) = sqrt(3.1) = 1.76 → not beyond the spread (3/6).
+    Every other comparison is the same in both runs (the shipped-base row is left out). An earlier run of other
+    sizes (quick mode's) is not compared."""
+    earlier = [summary(k, 40.0, 45.0 - k, 42.0, 43.0, 42.0, 45.0) for k in range(3)]
+    later = [summary(k, 40.0, 41.0, 42.0, 43.0, 42.0, 45.0) for k in range(3)]
+    sizes = {**Sizes().__dict__}
+    page = scarce_page.markdown(later, sizes, minutes=20, quick=False,
+                                earlier={"run": "of yesterday", "sizes": sizes, "seeds": earlier})
+    assert "The page's earlier run, of yesterday, built other models" in page
+    assert "| **GRPO against its control** | +2.0 ± 1.0 | **holds** | -1.0 ± 0.0 | **does not hold** | +0.5 ± 1.8 | " \
+           "**not beyond the spread (3/6 seeds above)** |" in page
+    # in both: GRPO, DPO + SFT and both controls against the base, DPO + SFT against its control (+1.0), both
+    # after-control runs against the one-pass control (+3.0); in neither: the four against the longer control
+    assert "7 of the 12 changes hold in both runs, 1 in one only (GRPO against its control (earlier run)), 4 in " \
+           "neither." in page
+    assert "scarce-SFT base against the shipped base | +" not in page.split("## The earlier run")[1].split("##")[0]
+    quick = {**sizes, "steps": 2}
+    assert "## The earlier run" not in scarce_page.markdown(later, sizes, minutes=20, quick=False)
+    assert "## The earlier run" not in scarce_page.markdown(
+        later, sizes, minutes=20, quick=False, earlier={"run": "x", "sizes": quick, "seeds": earlier})
+
+
+def test_grpo_after_the_control_at_equal_steps_takes_the_verdict_on_grpo():
+    """GRPO after the control for as many steps as the longer control (45.0, 64.5, 55.0): 46.0, 66.0, 56.0 → +1.0,
+    +1.5, +1.0 → +1.2 ± 0.3, holds; so "Together" names GRPO, though at 100 updates it was level (+0.0 on every seed).
+    At 44.0, 63.5, 54.0 (−1.0 on every seed) the longer control stays ahead; a run without it has no such row."""
+    ahead = [summary(k, 40.0 + 10 * k, 45.0, 42.0, 43.0, 42.0, (45.0, 64.5, 55.0)[k],
+                     rft_then_grpo_equal=(46.0, 66.0, 56.0)[k]) for k in range(3)]
+    page = scarce_page.markdown(ahead, {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "| **GRPO from the control's model, equal steps in all, against the longer control** | +1.0 | +1.5 | " \
+           "+1.0 | +1.2 ± 0.3 | **holds** |" in page
+    assert "**The same for 200 updates**, as many steps in all as the longer control" in page
+    assert "+1.2 ± 0.3 pp against the longer control (holds).** 40% of its groups scored the same. Given as many " \
+           "steps, comparing answers after imitation beats more imitation" in page
+    assert "After the control, GRPO adds to it beyond more passes of SFT on the same answers; DPO + SFT" in page
+    behind = [summary(k, 40.0 + 10 * k, 45.0, 42.0, 43.0, 42.0, (45.0, 64.5, 55.0)[k],
+                      rft_then_grpo_equal=(44.0, 63.5, 54.0)[k]) for k in range(3)]
+    page = scarce_page.markdown(behind, {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "Even given as many steps, more passes of SFT on the same answers stay ahead." in page
+    assert "Neither adds anything measurable after the control" in page
+    page = scarce_page.markdown([summary(k, 40.0, 45.0, 42.0, 43.0, 42.0, 45.0) for k in range(3)],
+                                {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "equal steps in all" not in page and "The same for 200 updates" not in page
+
+
 def test_the_committed_page_matches_its_summaries():
     committed = ROOT / "docs" / "scarce" / "summaries.json"
     if not committed.exists():
         pytest.skip("docs/scarce.md not written yet")
     data = json.loads(committed.read_text())
-    fresh = scarce_page.markdown(data["seeds"], data["sizes"], minutes=0, quick=False)
+    fresh = scarce_page.markdown(data["seeds"], data["sizes"], minutes=0, quick=False,
+                                 earlier=scarce_page.load_earlier())
     assert _body(fresh) == _body((ROOT / "docs" / "scarce.md").read_text())
 
 
@@ -106,6 +156,10 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     assert seed["rft_then_grpo"]["zero_std"] and 0 <= seed["rft_then_grpo"]["score45"] <= 1
     recipe = (tmp_path / "runs" / "seed0" / "rft_then_grpo" / "recipe.yaml").read_text()
     assert str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model") in recipe  # it starts from the control's model
+    # GRPO after the control for as many steps in all as the longer control: (2 passes - 1) × 2 updates
+    assert seed["rft_then_grpo_equal"]["valid"][-1][0] == 2 and seed["rft_then_grpo_equal"]["zero_std"]
+    recipe = (tmp_path / "runs" / "seed0" / "rft_then_grpo_equal" / "recipe.yaml").read_text()
+    assert str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model") in recipe
     recipe = (tmp_path / "runs" / "seed0" / "rft_then_dpo_sft" / "recipe.yaml").read_text()
     assert str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model") in recipe and "lr: 3.0e-05" in recipe
     log = (tmp_path / "runs" / "seed0" / "commands.log").read_text()  # its pairs come from the control's answers
