@@ -5,7 +5,7 @@ docs/paper.md's bases are the 1,700-step SFT model the demo can afford, and cont
 answers (the control) improves them as much as any alignment run. Is that because the base is unfinished? Per seed:
   1. held-out accuracy of the shipped base (`builtin:arith-base/0`) and of the same SFT run for 6,000 steps
      (`builtin:arith-base/0/6000`), whose training loss has levelled off; every seed starts from seed 0's bases
-     (a 6,000-step build takes about 20 minutes on 2 cores) and draws its own problems, rollouts and data order;
+     (a 6,000-step build takes about 13 minutes on a free core) and draws its own problems, rollouts and data order;
   2. from the converged base, GRPO with the rule reward (recipes/demo/grpo.yaml as the demo runs it, 100 updates),
      the same at 64 problems × 8 answers an update, and their control: continued SFT on the judged-best of 4
      answers to the same problems for as many steps (recipes/demo/rft.yaml), all logging validation accuracy;
@@ -32,7 +32,7 @@ class Sizes:
     """The experiment's sizes (printed on the page)."""
 
     base_steps: int = 6000  # the SFT length whose training loss has levelled off (docs/converged.md shows it)
-    base_seed: int | None = 0  # every seed starts from this seed's base (None: each its own; ~20 minutes a build)
+    base_seed: int | None = 0  # every seed starts from this seed's base (None: each its own; ~13 minutes a build)
     eval_problems: int | None = None  # None: every test problem once (paper_report.held_out_set)
     problems: int = 12800  # GRPO's training problems; the control's 4 candidates are drawn for all of them
     steps: int = 100

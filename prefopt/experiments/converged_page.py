@@ -28,7 +28,8 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool) ->
         "do not edit by hand. -->",
         *(["**Quick mode: toy sizes; these numbers check the pipeline, not the result.**", ""] if quick else []),
         f"Written by `scripts/converged.sh` in {minutes:.0f} minutes on a 2-core CPU, seeds "
-        f"{', '.join(map(str, seeds))}.", "",
+        f"{', '.join(map(str, seeds))}. The base and every run use the pinned CPU arithmetic "
+        "(prefopt/cpu_pin.py).", "",
         "docs/paper.md's base is the 1,700-step SFT model the demo can afford to build, and there continued SFT on "
         "the model's own right answers (the control) improves it as much as any alignment method. This page asks "
         "whether that is because the base is unfinished: the same SFT run (same data, seed and learning rate, "
@@ -95,8 +96,8 @@ def _base(sizes: dict) -> str:
     """Which base each seed starts from."""
     if sizes["base_seed"] is None:
         return f"`builtin:arith-base/SEED/{sizes['base_steps']}`, each seed its own"
-    return (f"`builtin:arith-base/{sizes['base_seed']}/{sizes['base_steps']}` for every seed (a build takes about "
-            "20 minutes on 2 cores); the seeds differ in the problems drawn, the rollouts and the data order, and "
+    return (f"`builtin:arith-base/{sizes['base_seed']}/{sizes['base_steps']}` for every seed (built on one thread: "
+            "about 13 minutes on a free core); the seeds differ in the problems drawn, the rollouts and the data order, and "
             f"the shipped base is `builtin:arith-base/{sizes['base_seed']}`")
 
 
