@@ -61,10 +61,22 @@ def make_reward(recipe, reward, run_dir, world: int):
     judged = dataclasses.replace(recipe, judge=dataclasses.replace(recipe.judge, kind=reward.kind,
                                                                    rm_path=reward.path or recipe.judge.rm_path))
     if reward.kind != "rm":
-        return make_scorer(judged, run_dir)
+        scorer = make_scorer(judged, run_dir)
+        return _with_partial_credit(scorer, reward.partial_credit) if reward.partial_credit else scorer
     from prefopt.judging.rm import RMJudge
 
     return RMJudge(judged, models.load_reward(judged, world)).score_all
+
+
+def _with_partial_credit(scorer, credit: float):
+    """The rule scorer plus `credit` × closeness for wrong answers: two wrong answers to a problem then differ, so
+    a group of them has an advantage (a near miss over a far one) where the rubric alone gives none."""
+    from prefopt.judging import rule
+
+    def score(items):
+        return [None if value is None else value + (credit * rule.closeness(response, reference) if value == 2 else 0.0)
+                for value, (_, response, reference) in zip(scorer(items), items)]
+    return score
 
 
 def chunk_seed(seed: int, update: int, chunk: int) -> int:

@@ -202,6 +202,7 @@ class RewardConfig:
 
     kind: Literal["rm", "rule", "llm"] = "rm"  # rm: a `prefopt rm` model; rule: math answer check; llm: judge.* endpoint
     path: Optional[str] = None  # rm: the model/ directory of a `prefopt rm` run (default judge.rm_path)
+    partial_credit: float = 0.0  # rule: a wrong number scores 2 + c / (1 + |answer - reference|): near misses rank
 
 
 @dataclass

@@ -60,6 +60,26 @@ def test_equal_groups_are_counted_and_skipped(tmp_path, monkeypatch):
     assert [r["grpo/zero_std_frac"] for r in kept] == [1.0, 1.0] and all(r["loss"] == 0 for r in kept)
 
 
+def test_partial_credit_ranks_wrong_answers_within_a_group(tmp_path, monkeypatch):
+    """Every response is wrong (the judge says 2 and the reference is far), so the rubric alone gives equal groups;
+    with reward.partial_credit each response scores 2 + c / (1 + |answer - reference|), so groups whose numbers
+    differ carry an advantage, and the logged mean reward is the rubric's 2 plus c times the mean closeness."""
+    from prefopt.judging import rule
+
+    monkeypatch.setattr(rule, "score", lambda response, reference: 2)
+    seen = []
+    closeness = rule.closeness
+    monkeypatch.setattr(rule, "closeness", lambda response, reference: seen.append(closeness(response, reference))
+                        or seen[-1])
+    sets = ["train.max_steps=1", "grpo.rollout_prompts=4", "grpo.group_size=4"]
+    plain = grpo(tmp_path, "plain", *sets)
+    assert plain[0]["grpo/zero_std_frac"] == 1.0 and not seen
+    credited = grpo(tmp_path, "credit", *sets, "grpo.reward.partial_credit=2")
+    assert len(seen) == 16 and len(set(seen)) > 1, seen  # the tiny model writes numbers, and they differ
+    assert credited[0]["grpo/reward_mean"] == pytest.approx(2 + 2 * sum(seen) / 16, rel=1e-6)
+    assert credited[0]["grpo/zero_std_frac"] < 1.0
+
+
 def test_the_sft_term_trains_on_the_responses_that_reach_its_reward(tmp_path, monkeypatch):
     """A judge that scores every response 5 makes every group equal: no advantage, so with skip_equal_groups the
     update runs on the SFT targets alone and its loss is λ times their mean NLL per token. The first update's

@@ -52,6 +52,8 @@ def test_overrides_coerce_types_and_repeat(tmp_path):
     ("data.max_prompt_length=900", "must be in (0, data.max_length=512)"),
     ("train.max_tokens_per_batch=-5", "train.max_tokens_per_batch=-5: must be >= 0"),
     ("loss", "expected KEY=VALUE"),
+    ("grpo.reward.partial_credit=4", "grpo.reward.partial_credit=4: needs reward.kind: rule and a value in [0, 4)"),
+    ("ppo.reward.partial_credit=1", "ppo.reward.partial_credit=1: needs reward.kind: rule"),  # ppo's kind is rm
 ])
 def test_bad_overrides_name_the_key(tmp_path, override, message):
     p = write(tmp_path, "r.yaml", "model: {path: m}\n")
@@ -137,3 +139,12 @@ def test_docs_key_table_is_the_schema():
     leaves = [k for k in keys if not any(other.startswith(k + ".") for other in keys)]
     rows = [line.split("`")[1] for line in committed.splitlines()[2:]]
     assert rows == leaves
+
+
+def test_a_section_set_in_part_keeps_its_fields_own_defaults(tmp_path):
+    """grpo.reward defaults to kind rule (ppo.reward to rm): setting another of its keys must not reset the kind to
+    RewardConfig's class default."""
+    p = write(tmp_path, "r.yaml", "model: {path: m}\ngrpo: {reward: {partial_credit: 1.0}}\n")
+    recipe = load_recipe(p)
+    assert (recipe.grpo.reward.kind, recipe.grpo.reward.partial_credit) == ("rule", 1.0)
+    assert load_recipe(p, ["ppo.reward.path=x"]).ppo.reward.kind == "rm"

@@ -91,3 +91,15 @@ def score(response: str, reference: str) -> int:
         return 2
     shows_work = len(re.findall(r"[=+\-*/]", response)) >= 2 or len(response.split()) > 8
     return 5 if shows_work else 4
+
+
+def closeness(response: str, reference: str) -> float:
+    """1 / (1 + |answer - reference|) for a wrong numeric final answer, else 0: how near a miss is, for a reward that
+    ranks wrong answers (`reward.partial_credit`) where the rubric scores them all 2."""
+    ans = extract_answer(response)
+    if ans is None:
+        return 0.0
+    got, want = _plain(normalize(ans)), _plain(normalize(str(reference)))
+    if got is None or want is None or got == want:
+        return 0.0
+    return float(1 / (1 + abs(got - want)))

@@ -40,3 +40,13 @@ def test_the_plain_number_fast_path_agrees_with_sympy():
         for b in values:
             assert (_plain(a) == _plain(b)) == bool(_value(a) == _value(b)), (a, b)
     assert _plain("1/0") is None and _plain("x") is None and _plain("(1)/(2)") is None
+
+
+def test_closeness_ranks_wrong_numbers_and_leaves_right_and_missing_ones_at_zero():
+    """1 / (1 + |answer - reference|): off by 1 is 1/2, off by 4 is 1/5, a right answer, no answer or a non-number 0."""
+    from prefopt.judging.rule import closeness
+
+    assert closeness("12 - 20 = -8. Answer: -13", "-14") == 0.5
+    assert closeness("Answer: 30", "34") == 0.2 and closeness("Answer: 1/2", "1") == 1 / 1.5
+    assert closeness("Answer: 34", "34") == 0.0 and closeness("Answer: 34.0", "34") == 0.0
+    assert closeness("no number here", "34") == 0.0 and closeness("\\boxed{x}", "34") == 0.0
