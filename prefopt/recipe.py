@@ -162,11 +162,10 @@ def _build(cls, raw: Any, prefix: str, origins: dict, src: str, default=None):
         raise RecipeError(f"{_where(prefix.rstrip('.'), origins, src)}: expected a section (mapping), got {raw!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    names = set(fields)
     kwargs = {}
     for key, value in raw.items():
         path = prefix + str(key)
-        if key not in names:
+        if key not in fields:
             close = difflib.get_close_matches(path, all_keys(), n=1, cutoff=0.6)
             hint = f" (did you mean `{close[0]}`?)" if close else ""
             raise RecipeError(f"{_where(path, origins, src)}: unknown key `{path}`{hint}")

@@ -5,7 +5,8 @@
 PAIRS: `prefopt judge` pairs (best/worst of the policy's candidates). GENERATIONS: greedy answers of the base to
 held-out problems (`prefopt generate` with generate.temperature 0). Prints Markdown: how many pairs oppose a right
 and a wrong answer, where in the response chosen and rejected first differ (in tokens from the end, and in what),
-and whether the base's wrong answers go wrong in the working or only in the final number.
+and whether the base's wrong answers go wrong in the working or only in the final number. `operation_rates` splits
+a model's answers by operation (docs/paper.md: the bases differ most in addition).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from prefopt.judging import rule
 from prefopt.tasks import arith
 
 
-def _rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a JSONL file (`generate`'s candidates, `judge`'s pairs)."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -63,6 +65,28 @@ def error_stats(generations: list[dict]) -> dict:
     return dict(out)
 
 
+def operation_rates(generations: list[dict]) -> dict:
+    """Per operation of the embedded task (+, -, *): its problems, the share of all candidates that are right and
+    the share of problems with at least one right candidate (the same share for one greedy answer); and of the wrong
+    candidates with a final number, the share within 3 of the answer (near misses)."""
+    out = {}
+    for g in generations:
+        answer, operation = _expected(g["prompt"])["answer"], g["prompt"][3:].split()[1]
+        right = [rule.score(text, answer) >= 4 for text in g["candidates"]]
+        # closeness 1 / (1 + |miss|) is 0 for no number and for a right one: > 0 a numeric miss, >= 1/4 within 3
+        misses = [near for near in (rule.closeness(text, answer) for text in g["candidates"]) if near > 0]
+        row = out.setdefault(operation, {"problems": 0, "right": 0.0, "any_right": 0, "misses": 0, "near": 0})
+        row["problems"] += 1
+        row["right"] += sum(right) / len(right)
+        row["any_right"] += any(right)
+        row["misses"] += len(misses)
+        row["near"] += sum(near >= 0.25 for near in misses)
+    share = lambda part, whole: round(part / whole, 4) if whole else 0.0
+    return {op: {"problems": row["problems"], "right": share(row["right"], row["problems"]),
+                 "any_right": share(row["any_right"], row["problems"]),
+                 "near_misses": share(row["near"], row["misses"])} for op, row in sorted(out.items())}
+
+
 def markdown(pairs: dict, errors: dict) -> str:
     n_pairs, n_answers = sum(v for k, v in pairs.items() if k.startswith(("right", "both"))), sum(errors.values())
     lines = ["| on-policy pairs | count | share |", "|---|---|---|"]
@@ -83,7 +107,7 @@ def main(argv=None) -> None:
     from prefopt import builtin
 
     tok = AutoTokenizer.from_pretrained(builtin.resolve(args.tokenizer))
-    print(markdown(pair_stats(_rows(args.pairs), tok), error_stats(_rows(args.generations))), end="")
+    print(markdown(pair_stats(read_rows(args.pairs), tok), error_stats(read_rows(args.generations))), end="")
 
 
 if __name__ == "__main__":

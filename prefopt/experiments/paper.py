@@ -90,12 +90,16 @@ class Seed:
                             f"train.output_dir={self.dir / name}")
 
     def accuracy(self, model: str, name: str) -> dict:
-        """Held-out 5-point and 4-5-point rates of `model` (one greedy answer per problem, rule judge)."""
+        """Held-out 5-point and 4-5-point rates of `model` (one greedy answer per problem, rule judge), and the
+        4-5-point rate of each operation."""
+        from prefopt.experiments import diagnose
+
         s = self.settings
         spec, count = held_out_set(s.eval_problems)
         gens = self.generate(model, spec, name, 1, count)
-        return self.prefopt("judge", "recipes/demo/eval_judge.yaml", f"judge.input={gens}",
-                            f"train.output_dir={self.dir / name}")
+        rates = self.prefopt("judge", "recipes/demo/eval_judge.yaml", f"judge.input={gens}",
+                             f"train.output_dir={self.dir / name}")
+        return {**rates, "by_operation": diagnose.operation_rates(diagnose.read_rows(gens))}
 
     def pairs(self, gens: Path, name: str, chosen: str = "policy_best", rejected: str = "policy_worst",
               other: Path | None = None) -> tuple[Path, dict]:
@@ -225,8 +229,8 @@ def _diagnosis(pairs: Path, generations: Path, model: str) -> dict:
     from prefopt.experiments import diagnose
 
     tok = AutoTokenizer.from_pretrained(builtin.resolve(model))
-    rows = lambda path: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {"pairs": diagnose.pair_stats(rows(pairs), tok), "errors": diagnose.error_stats(rows(generations))}
+    return {"pairs": diagnose.pair_stats(diagnose.read_rows(pairs), tok),
+            "errors": diagnose.error_stats(diagnose.read_rows(generations))}
 
 
 def _table1(rows: list[dict]) -> dict:

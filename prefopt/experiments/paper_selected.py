@@ -15,13 +15,15 @@ split. Per seed, from the same base as the paper-settings runs:
     over the same best answers (more steps than the control and either method together);
   - PPO with the rule reward (recipes/demo/ppo.yaml, the demo's PPO settings, not searched), beside the
     paper-settings PPO against the learned reward model.
-Each entry holds held-out accuracy (`score5`, `score45`) and, where the run has them, the 3D curves on the seed's
+Each entry holds held-out accuracy (`score5`, `score45`, `by_operation`) and, where the run has them, the 3D curves on the seed's
 scenario-1 pairs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from prefopt.experiments import diagnose
 
 THREE_D = ("eval/3d/delta_chosen", "eval/3d/delta_rejected")
 
@@ -122,7 +124,9 @@ def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     _, best = candidates(seed, "candidates_1024", problems, sizes.wide_problems, quick)
     batch = f"train.micro_batch_size={max(1, count_rows(best) // sizes.grpo_steps)}"
     seed.train("sft", "recipes/demo/rft.yaml", "rft_1024", best, "null", sizes.grpo_steps, batch, *WIDE_CONTROL)
-    out["rft_1024"] = seed.accuracy(seed.dir / "rft_1024" / "model", "eval_rft_1024")
+    # what the base can sample on those problems, by operation: the right answers both GRPO and the control learn from
+    samples = diagnose.operation_rates(diagnose.read_rows(seed.dir / "candidates_1024" / "generations.jsonl"))
+    out["rft_1024"] = {**seed.accuracy(seed.dir / "rft_1024" / "model", "eval_rft_1024"), "samples_by_operation": samples}
     return out
 
 

@@ -91,6 +91,39 @@ def test_a_run_the_summaries_predate_leaves_its_rows_out():
     assert "1,024" in paper_report.beats_table([summary(), summary(seed=1, base=30.0)])
 
 
+def test_rates_by_operation_on_worked_numbers():
+    """Seed 0's base gets half its additions right, seeds 1 and 2's 10 % and 20 % (weak: under half of 50 %).
+    GRPO at 1,024 moves them by +2 and -1 points, its control by +20 and +0; near misses of the weak bases 70 % and
+    60 % (mean 65 %), their samples with a right addition 40 % and 30 % (mean 35 %). Summaries from before the rates
+    were kept leave the bullet out."""
+    from prefopt.experiments.paper_reading import _by_operation
+
+    reading = lambda summaries: "\n".join(_by_operation(summaries))
+
+    def ops(add, near=0.5, any_right=None):
+        rates = {"+": {"problems": 936, "right": add, "any_right": add if any_right is None else any_right,
+                       "near_misses": near}}
+        return {**rates, "-": {"problems": 1016, "right": 0.2, "any_right": 0.2, "near_misses": 0.5}}
+
+    seeds = [summary(seed=k) for k in range(3)]
+    assert "What separates" not in reading(seeds)
+    numbers = {"base": (0.5, 0.1, 0.2), "grpo_1024": (0.8, 0.12, 0.19), "rft_1024": (0.85, 0.3, 0.2),
+               "dpo_sft": (0.6, 0.1, 0.2), "rft_long": (0.7, 0.2, 0.2)}
+    for k, s in enumerate(seeds):
+        s["base"]["by_operation"] = ops(numbers["base"][k], near=(0.9, 0.7, 0.6)[k])
+        for run in ("grpo_1024", "rft_1024", "dpo_sft", "rft_long"):
+            s["selected"][run]["by_operation"] = ops(numbers[run][k])
+        s["selected"]["rft_1024"]["samples_by_operation"] = ops(0.3, any_right=(0.8, 0.4, 0.3)[k])
+    text = reading(seeds)
+    assert ("Seed 0's base gets 50% of the held-out additions right, and GRPO at 1,024 problems an update and its "
+            "control lift that to 80% and 85%. The bases of seeds 1 and 2 get 10% and 20% right, and 65% of their "
+            "wrong additions are within 3 of the answer") in text
+    assert "35% of the training additions have a right one" in text
+    assert "GRPO moves the addition rate by +2.0 and -1.0 points and its control by +20.0 and +0.0" in text
+    assert "| base | 50 / 10 / 20 | 20 / 20 / 20 |" in text
+    assert "problems with a right one | 80 / 40 / 30 | 20 / 20 / 20 |" in text
+
+
 def test_the_held_out_set_is_every_test_problem_once(tmp_path, monkeypatch):
     """The pages' test set: with no count, each problem of the test split once (draws would repeat some)."""
     from prefopt import builtin
@@ -141,6 +174,10 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
                 if line.startswith("$ prefopt generate") and "rft_onpolicy" in line]
     assert len(generate) == 1 and f"model.path={control} " in generate[0]  # its pairs are the control's own
     assert seed["selected"]["grpo_sft"]["rollouts"]["grpo/sft_frac"]
+    by_operation = seed["base"]["by_operation"]  # the judged rate, split by operation over the same answers
+    assert abs(sum(o["right"] * o["problems"] for o in by_operation.values()) /
+               sum(o["problems"] for o in by_operation.values()) - seed["base"]["score45"]) < 1e-3
+    assert seed["selected"]["rft_1024"]["samples_by_operation"]
     assert 0 <= seed["paper_control"]["score45"] <= 1 and seed["selected"]["grpo"]["rollouts"]["grpo/entropy"]
     assert set(seed["scenarios"]) == {"scenario1", "scenario2", "scenario3", "scenario4"}
     assert set(seed["regularisers"]) == {"dpo_sft", "ipo", "slic", "flex_beta"}
