@@ -145,7 +145,10 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "the same with an SFT term on its right answers (λ 1, 128 problems × 4: `recipes/demo/grpo_sft.yaml`; "
         "validation accuracy on seed 0's base before the pin, 2026-12-01: 0.344 against GRPO's 0.329 and its "
         "control's 0.333, the only setting of the "
-        "term searched beyond λ 0.3 and 1 at 256 × 2); PPO with the rule reward (the demo's PPO settings, not "
+        "term searched beyond λ 0.3 and 1 at 256 × 2; the same GRPO grid re-run from the pinned seed-0 base on "
+        "2026-12-03 ranks 64 × 8 at 0.452 a little above 256 × 2 at 0.444, and the term at 256 × 2, λ 1 at 0.487 "
+        "above 128 × 4 at 0.464, gaps of one to two standard errors: the rows below keep the earlier choices); "
+        "PPO with the rule reward (the demo's PPO settings, not "
         "searched). DPO + SFT and GRPO each have a control that trains as long on the same problems' judged-best "
         "answers with plain SFT. " + (WIDER + " " if all("grpo_1024" in s["selected"] for s in summaries) else "") +
         AFTER_CONTROL,
