@@ -15,8 +15,8 @@ split. Per seed, from the same base as the paper-settings runs:
     over the same best answers (more steps than the control and either method together);
   - PPO with the rule reward (recipes/demo/ppo.yaml, the demo's PPO settings, not searched), beside the
     paper-settings PPO against the learned reward model.
-Each entry holds held-out accuracy (`score5`, `score45`, `by_operation`) and, where the run has them, the 3D curves on the seed's
-scenario-1 pairs.
+Each entry holds held-out accuracy (`score5`, `score45`, `by_operation`) and, where the run has them, the 3D curves
+on the seed's scenario-1 pairs.
 """
 
 from __future__ import annotations
