@@ -167,7 +167,10 @@ def _after_control(summaries: list[dict]) -> list[str]:
     pairs = statistics.mean(s["selected"]["rft_then_dpo_sft"]["pairs"] for s in summaries)
     zero_std = statistics.mean(v for s in summaries for _, v in s["selected"]["rft_then_grpo"]["rollouts"]
                                ["grpo/zero_std_frac"])
-    ahead = [run for run in ("rft_then_grpo", "rft_then_dpo_sft") if verdict(gain(run, "rft_long"))[1] == "holds"]
+    names = {"rft_then_grpo": "GRPO", "rft_then_grpo_equal": "GRPO for as many steps in all",
+             "rft_then_dpo_sft": "DPO + SFT"}
+    runs = [run for run in names if all(run in s["selected"] for s in summaries)]
+    ahead = [names[run] for run in runs if verdict(gain(run, "rft_long"))[1] == "holds"]
     return [
         "- **The control first, then each family.** Started from the control's model (SFT on verified answers, then "
         f"RL: the usual order), GRPO (64 problems × 8; {zero_std:.0%} of its groups without signal) moves it by "
@@ -176,13 +179,23 @@ def _after_control(summaries: list[dict]) -> list[str]:
         f"{pairs:.0f} pairs (mean) judged from the control's own candidates moves it by "
         f"{mean_sd(gain('rft_then_dpo_sft', 'rft_grpo'), '+.1f')} pp and ends "
         f"{mean_sd(gain('rft_then_dpo_sft', 'rft_long'), '+.1f')} pp against the longer control, which itself gains "
-        f"{mean_sd(gain('rft_long', 'rft_grpo'), '+.1f')} pp over the one-pass control. " +
-        ("Beyond the spread on every seed: " + " and ".join("GRPO" if run == "rft_then_grpo" else "DPO + SFT"
-                                                            for run in ahead) +
-         " add what more SFT on the same right answers does not." if ahead else
-         "Neither beats the longer control beyond the spread: on this unfinished base, more SFT on the same right "
+        f"{mean_sd(gain('rft_long', 'rft_grpo'), '+.1f')} pp over the one-pass control. " + _equal_steps(summaries) +
+        ("Beyond the spread on every seed: " + " and ".join(ahead) +
+         (" adds" if len(ahead) == 1 else " add") + " what more SFT on the same right answers does not." if ahead else
+         "None beats the longer control beyond the spread: on this unfinished base, more SFT on the same right "
          "answers is still the larger step."),
     ]
+
+
+def _equal_steps(summaries: list[dict]) -> str:
+    """GRPO after the control for as many steps in all as the longer control (a sentence; '' for older runs)."""
+    if not all("rft_then_grpo_equal" in s["selected"] for s in summaries):
+        return ""
+    gain = partial(_gain, summaries)
+    against = gain("rft_then_grpo_equal", "rft_long")
+    return ("Given as many steps in all as the longer control (twice the updates), GRPO moves the control by "
+            f"{mean_sd(gain('rft_then_grpo_equal', 'rft_grpo'), '+.1f')} pp and ends {mean_sd(against, '+.1f')} pp "
+            f"against the longer control ({verdict(against)[1]}). ")
 
 
 def _wider(summaries: list[dict]) -> list[str]:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from prefopt.experiments import paper_report
+from prefopt.experiments import paper_report, paper_selected
 from tests.conftest import ROOT, clean_env
 
 
@@ -27,7 +27,8 @@ def summary(seed=0, s1=40.0, others=(30.0, 31.0, 29.0), base=35.0, ppo=45.0, fle
             "selected": {"dpo_sft": acc(base + 4), "rft": acc(base + 3), "grpo": acc(base + 5),
                          "rft_grpo": acc(base + 2), "grpo_sft": acc(base + 6), "ppo_rule": acc(base - 1),
                          "rft_then_grpo": acc(base + 7), "rft_then_dpo_sft": acc(base + 5), "rft_long": acc(base + 6),
-                         "grpo_1024": acc(base + 8), "rft_1024": acc(base + 7)}}
+                         "grpo_1024": acc(base + 8), "rft_1024": acc(base + 7),
+                         "rft_then_grpo_equal": acc(base + 9)}}
 
 
 def test_claim_statistics_on_worked_numbers():
@@ -52,6 +53,7 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
     """Seeds with bases 35 and 30: DPO + SFT +4 on both (mean 4 ± 0, beyond: holds); its control +3, so it beats
     it by +1 on both; GRPO +5 against a control at +2: +3, GRPO + SFT term +6 against it: +4; from the control's
     model, GRPO (+7) against the longer control (+6): +1, DPO + SFT (+5) against it: -1 on both, does not hold;
+    GRPO from it for as many steps in all (+9) against the longer control: +3 on both, holds;
     GRPO at 1,024 problems an update (+8) against its control at that size (+7): +1 on both, holds.
     Paper-settings DPO (40 on both seeds) against its control (SFT at base + 1: 36 and 31): +4 and +9, mean
     6.5 ± 3.5: holds. A second
@@ -68,6 +70,10 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
         "+1.0 | +1.0 ± 0.0 | **holds** |" in table
     assert "| DPO + SFT from the control's model beats the longer control | -1.0 | -1.0 | -1.0 ± 0.0 | **does not " \
         "hold** |" in table
+    assert "| GRPO from the control's model, as many steps in all, beats the longer control | +3.0 | +3.0 | " \
+        "+3.0 ± 0.0 | **holds** |" in table
+    assert "| GRPO from the control's model, as many steps in all as the longer control | +9.0 | +9.0 | +9.0 ± 0.0 | " \
+        "**holds** |" in table
     assert "| longer control: 3 passes over GRPO's problems' best answers | +6.0 | +6.0 | +6.0 ± 0.0 | **holds** |" \
         in table
     assert "| GRPO at 1,024 problems an update beats its control at that size (same problems, samples and steps) | " \
@@ -124,6 +130,30 @@ def test_rates_by_operation_on_worked_numbers():
     assert "problems with a right one | 80 / 40 / 30 | 20 / 20 / 20 |" in text
 
 
+def test_the_reading_after_the_control_on_worked_numbers():
+    """Bases 35 and 30; the control +2, the longer control +6. From the control's model GRPO ends at +5 (-1 against
+    the longer control on both seeds: does not hold) and DPO + SFT at +5 (-1); GRPO for as many steps in all as the
+    longer control at +9: +7 over the control, +3 against the longer control on both seeds, holds, and the bullet
+    names it alone. Summaries from before that run leave its sentence out and name none."""
+    from prefopt.experiments.paper_reading import _after_control
+
+    seeds = [summary(), summary(seed=1, base=30.0)]
+    for s in seeds:
+        s["selected"]["rft_then_grpo"] = {**s["selected"]["rft_then_dpo_sft"],
+                                          "rollouts": {"grpo/zero_std_frac": [[10, 0.4], [20, 0.5]]}}
+        s["selected"]["rft_then_dpo_sft"] = {**s["selected"]["rft_then_dpo_sft"], "pairs": 600}
+    text = "\n".join(_after_control(seeds))
+    assert "GRPO (64 problems × 8; 45% of its groups without signal) moves it by +3.0 ± 0.0 pp and ends -1.0 ± 0.0 pp" \
+        in text
+    assert ("Given as many steps in all as the longer control (twice the updates), GRPO moves the control by "
+            "+7.0 ± 0.0 pp and ends +3.0 ± 0.0 pp against the longer control (holds). Beyond the spread on every seed: "
+            "GRPO for as many steps in all adds what more SFT on the same right answers does not.") in text
+    for s in seeds:
+        del s["selected"]["rft_then_grpo_equal"]
+    text = "\n".join(_after_control(seeds))
+    assert "as many steps in all" not in text and "None beats the longer control beyond the spread" in text
+
+
 def test_the_held_out_set_is_every_test_problem_once(tmp_path, monkeypatch):
     """The pages' test set: with no count, each problem of the test split once (draws would repeat some)."""
     from prefopt import builtin
@@ -162,14 +192,21 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     assert paper_report.beats_table(summaries) in page
     (seed,) = summaries
     assert set(seed["selected"]) == {"dpo_sft", "rft", "grpo", "grpo_sft", "rft_grpo", "ppo_rule", "rft_long",
-                                     "rft_then_grpo", "rft_then_dpo_sft", "grpo_1024", "rft_1024"}
+                                     "rft_then_grpo", "rft_then_grpo_equal", "rft_then_dpo_sft", "grpo_1024",
+                                     "rft_1024"}
     wide_control = (tmp_path / "runs" / "seed0" / "rft_1024" / "recipe.yaml").read_text()  # its own rate, its data
     assert "lr: 0.0008\n" in wide_control and str(tmp_path / "runs" / "seed0" / "candidates_1024" / "best.jsonl") in \
         wide_control
     assert seed["selected"]["rft_then_dpo_sft"]["pairs"] > 0  # pairs judged from the control's own candidates
     control = str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model")
-    for run in ("rft_then_grpo", "rft_then_dpo_sft"):  # each starts from the control's model
+    for run in ("rft_then_grpo", "rft_then_grpo_equal", "rft_then_dpo_sft"):  # each starts from the control's model
         assert f"path: {control}\n" in (tmp_path / "runs" / "seed0" / run / "recipe.yaml").read_text()
+    steps = lambda run: max(json.loads(line)["step"] for line in
+                            (tmp_path / "runs" / "seed0" / run / "metrics.jsonl").read_text().splitlines())
+    # GRPO after the control, as many steps in all as the longer control: (its passes - 1) x GRPO's updates
+    quick = paper_selected.QUICK
+    assert steps("rft_then_grpo") == quick.grpo_steps
+    assert steps("rft_then_grpo_equal") == (quick.long_passes - 1) * quick.grpo_steps
     generate = [line for line in (tmp_path / "runs" / "seed0" / "commands.log").read_text().splitlines()
                 if line.startswith("$ prefopt generate") and "rft_onpolicy" in line]
     assert len(generate) == 1 and f"model.path={control} " in generate[0]  # its pairs are the control's own
