@@ -101,12 +101,9 @@ def after_control(seed, sizes: Selected, quick: bool, eval_pairs, problems: str,
     """GRPO, and DPO + SFT on the control's own pairs, each started from the control's model (`rft_grpo`)."""
     control = seed.dir / "rft_grpo" / "model"
     start = [f"model.path={control}"]  # the reference follows (model.ref_path defaults to the path)
-    rows = seed.train("grpo", "recipes/demo/grpo.yaml", "rft_then_grpo", problems, eval_pairs, sizes.grpo_steps,
-                      *start, *AFTER_CONTROL_GRPO, *grpo_sets)
-    out = {"rft_then_grpo": {**seed.accuracy(seed.dir / "rft_then_grpo" / "model", "eval_rft_then_grpo"),
-                             "curves": curves(rows, THREE_D),
-                             "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/accuracy"))}}
-    out["rft_then_grpo_equal"] = equal_steps(seed, sizes, eval_pairs, problems, [*start, *AFTER_CONTROL_GRPO, *grpo_sets])
+    sets = [*start, *AFTER_CONTROL_GRPO, *grpo_sets]
+    out = {"rft_then_grpo": grpo_from(seed, "rft_then_grpo", sizes.grpo_steps, eval_pairs, problems, sets),
+           "rft_then_grpo_equal": equal_steps(seed, sizes, eval_pairs, problems, sets)}
     pairs, _ = candidates(seed, "rft_onpolicy", onpolicy_problems(seed, sizes), sizes.prompts, quick, model=control)
     rows = seed.train("dpo", "recipes/demo/onpolicy.yaml", "rft_then_dpo_sft", pairs, eval_pairs, 0, *start,
                       *AFTER_CONTROL_DPO, *(TOY_TRAIN if quick else []))
@@ -115,14 +112,19 @@ def after_control(seed, sizes: Selected, quick: bool, eval_pairs, problems: str,
     return out
 
 
+def grpo_from(seed, name: str, steps: int, eval_pairs, problems: str, sets: list) -> dict:
+    """GRPO (recipes/demo/grpo.yaml) for `steps` updates, from the model `sets` names; its held-out numbers."""
+    rows = seed.train("grpo", "recipes/demo/grpo.yaml", name, problems, eval_pairs, steps, *sets)
+    return {**seed.accuracy(seed.dir / name / "model", f"eval_{name}"), "curves": curves(rows, THREE_D),
+            "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/accuracy"))}
+
+
 def equal_steps(seed, sizes: Selected, eval_pairs, problems: str, sets: list) -> dict:
     """GRPO from the control's model for as many steps in all as the longer control (2× GRPO's updates, 3× in all):
     held to GRPO's own count it is 2 passes short of the longer control, and on docs/scarce.md's bases it was still
     rising on validation where the longer control had levelled off."""
-    rows = seed.train("grpo", "recipes/demo/grpo.yaml", "rft_then_grpo_equal", problems, eval_pairs,
-                      (sizes.long_passes - 1) * sizes.grpo_steps, *sets)
-    return {**seed.accuracy(seed.dir / "rft_then_grpo_equal" / "model", "eval_rft_then_grpo_equal"),
-            "curves": curves(rows, THREE_D), "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/accuracy"))}
+    return grpo_from(seed, "rft_then_grpo_equal", (sizes.long_passes - 1) * sizes.grpo_steps, eval_pairs, problems,
+                     sets)
 
 
 def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
