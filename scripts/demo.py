@@ -67,12 +67,11 @@ def main() -> None:
             *ablation, f"train.output_dir={ROOT / name}", *PROBE, *SMALL[2:])
     run("grpo", "recipes/demo/grpo.yaml", f"model.path={BASE}", f"data.eval={eval_pairs}", "eval.every=10",
         f"train.output_dir={ROOT / 'grpo'}", *GRPO)
-    evals["DPO"] = accuracy(str(ROOT / "dpo" / "model"), "eval_dpo")
-    evals["DPO + SFT"] = accuracy(str(ROOT / "dpo_sft" / "model"), "eval_dpo_sft")
-    evals["GRPO"] = accuracy(str(ROOT / "grpo" / "model"), "eval_grpo")
-    from demo_report import report
+    from demo_report import RUNS, report
 
-    runs = {"DPO": ROOT / "dpo", "DPO + SFT": ROOT / "dpo_sft", "GRPO": ROOT / "grpo"}
+    for name, run_dir in RUNS.items():
+        evals[name] = accuracy(str(ROOT / run_dir / "model"), f"eval_{run_dir}")
+    runs = {name: ROOT / run_dir for name, run_dir in RUNS.items()}
     report(ROOT, evals, {name: read_metrics(path) for name, path in runs.items()}, counts, time.time() - start)
 
 

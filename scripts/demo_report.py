@@ -13,6 +13,9 @@ from rich.table import Table
 from prefopt.compare import final
 from prefopt.rundir import read_metrics
 
+# Each trained model's column and run directory. The first is the shipped recipe with its SFT term removed
+# (`loss.sft_weight=0`), run to measure the 3D-properties the term prevents: an ablation, not a recipe we ship.
+RUNS = {"DPO, no SFT term (ablation)": "dpo", "DPO + SFT": "dpo_sft", "GRPO": "grpo"}
 THREE_D = ("3d/delta_chosen", "3d/delta_rejected", "3d/drop_ratio", "3d/chosen_below_ref_frac", "3d/entropy",
            "rewards/accuracies")
 
@@ -78,9 +81,9 @@ def report(root: Path, evals: dict[str, dict], metrics: dict[str, list[dict]], c
 
 
 def main(root: Path) -> None:
-    evals = {name: json.loads((root / d / "eval.json").read_text()) for name, d in
-             (("SFT base", "eval_base"), ("DPO", "eval_dpo"), ("DPO + SFT", "eval_dpo_sft"), ("GRPO", "eval_grpo"))}
-    runs = {"DPO": root / "dpo", "DPO + SFT": root / "dpo_sft", "GRPO": root / "grpo"}
+    evals = {name: json.loads((root / f"eval_{d}" / "eval.json").read_text())
+             for name, d in {"SFT base": "base", **RUNS}.items()}
+    runs = {name: root / d for name, d in RUNS.items()}
     counts = {k[len("judge/"):]: v for k, v in read_metrics(root / "judge")[-1].items() if k.startswith("judge/")}
     report(root, evals, {name: read_metrics(path) for name, path in runs.items()}, counts, float("nan"))
 

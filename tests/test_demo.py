@@ -18,6 +18,7 @@ def test_quick_demo_runs_end_to_end():
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "held-out test problems, n=40" in res.stdout and "3d/chosen_below_ref_frac" in res.stdout
     assert "$ prefopt grpo --recipe recipes/demo/grpo.yaml" in res.stdout  # each step shows its command line
+    assert "no SFT term (ablation)" in res.stdout  # the table names vanilla DPO as the shipped recipe's ablation
     runs = ROOT / "runs" / "demo"
     for name in ("eval_base", "eval_dpo", "eval_dpo_sft", "eval_grpo"):
         summary = json.loads((runs / name / "eval.json").read_text())
