@@ -2,9 +2,9 @@
 # The search behind the demo's and docs/paper.md's "selected" settings, on the validation split only: every run
 # logs eval/accuracy (greedy answers to every validation problem once, 2,081, rule judge); collect_sweep.py ranks a
 # sweep by its best value, docs/selection.md's rule takes the value at a run's end. --part runs only the named parts
-# (repeatable; all four by default).
+# (repeatable; all five by default).
 #
-#   scripts/select.sh [--out runs/select] [--quick] [--part pairs|rounds|grpo|wide]...
+#   scripts/select.sh [--out runs/select] [--quick] [--part pairs|rounds|grpo|wide|ppo]...
 #
 #   1. one pass over one round of on-policy pairs: DPO, DPOP, IPO and DPO + SFT × lr (scripts/sweep.sh); then more
 #      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2, 4, 8), and DPO, IPO and the control at 3 passes;
@@ -13,7 +13,9 @@
 #   3. GRPO: lr × rollout shape (128 prompts × 4, 256 × 2 or 64 × 8), 100 updates (scripts/sweep.sh); then hotter
 #      rollouts (temperature 1.5, 2.0), and an SFT term on the rollout's right answers (λ 0.3, 1 at 256 × 2;
 #      λ 1 at 128 × 4);
-#   4. wider GRPO rollouts (1024 prompts × 2 an update) × lr (1e-4 to 8e-4), and their control (lr 1e-4 to 1.6e-3).
+#   4. wider GRPO rollouts (1024 prompts × 2 an update) × lr (1e-4 to 8e-4), and their control (lr 1e-4 to 1.6e-3);
+#   5. PPO with the rule reward: the demo's settings (32 responses an update), then 256 an update × policy steps an
+#      update (4 or 32) × lr (5e-5, 2e-4), 40 updates; then the winner for 100 updates.
 # Then scripts/collect_sweep.py ranks each sweep by eval/accuracy; docs/paper.md quotes the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +26,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --part)
-      case ${2:-} in pairs|rounds|grpo|wide) parts="$parts $2"; shift 2 ;;
-        *) echo "select.sh: --part takes pairs, rounds, grpo or wide, not '${2:-}'" >&2; exit 2 ;; esac ;;
+      case ${2:-} in pairs|rounds|grpo|wide|ppo) parts="$parts $2"; shift 2 ;;
+        *) echo "select.sh: --part takes pairs, rounds, grpo, wide or ppo, not '${2:-}'" >&2; exit 2 ;; esac ;;
     *) echo "select.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +42,7 @@ if [ "$quick" = 1 ]; then  # the pipeline at toy sizes (checks the script, not t
   valid=(--set "eval.prompts=builtin:arith/prompts/valid/8" --set "eval.max_prompts=8" --set "eval.max_new_tokens=8")
 fi
 eval "$("$PY" -m prefopt.cpu_pin)"  # the same numbers on another x86-64 CPU (prefopt/cpu_pin.py)
-parts=${parts:- pairs rounds grpo wide}
+parts=${parts:- pairs rounds grpo wide ppo}
 part() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
 
@@ -160,7 +162,27 @@ bash scripts/sweep.sh --recipe recipes/demo/rft.yaml --command sft --out "$out/w
   --set eval.every=25 "${small[@]}" "${valid[@]}"
 
 fi
+if part ppo; then
+# 5. PPO with the rule reward on GRPO's problems. The demo's settings (recipes/demo/ppo.yaml: 32 responses an update,
+#    2 minibatches × 2 epochs = 4 policy steps) leave the training score flat while the KL grows; so 8 times the
+#    responses an update (256), at the same 4 policy steps (grad_accum 8) or 8 times as many (grad_accum 1), at lr
+#    5e-5 and 2e-4, for the demo's 40 updates. Then the winner for 100 updates (GRPO's count).
+ppo_steps=40 ppo_long=100 ppo_rollout=256 ppo=()
+[ "$quick" = 1 ] && ppo_steps=2 ppo_long=3 ppo_rollout=32 ppo=(--set model.path=builtin:tiny --set ppo.max_new_tokens=8
+                                                                  --set train.micro_batch_size=4)
+ppo+=(--command ppo --set ppo.reward.kind=rule --set ppo.reward.path=null --set data.train=builtin:arith/prompts/train/12800/7
+      --set data.eval=null "${valid[@]}" --set eval.every=10)
+bash scripts/sweep.sh --recipe recipes/demo/ppo.yaml "${ppo[@]}" --out "$out/ppo/demo" --name select-ppo-demo \
+  --param optim.lr --values 5e-5 --set "train.max_steps=$ppo_steps"
+bash scripts/sweep.sh --recipe recipes/demo/ppo.yaml "${ppo[@]}" --out "$out/ppo/wide" --name select-ppo-wide \
+  --param train.grad_accum --values "8 1" --param optim.lr --values "5e-5 2e-4" --set "ppo.rollout_batch_size=$ppo_rollout" \
+  --set "train.max_steps=$ppo_steps"
+bash scripts/sweep.sh --recipe recipes/demo/ppo.yaml "${ppo[@]}" --out "$out/ppo/long" --name select-ppo-long \
+  --param train.max_steps --values "$ppo_long" --set "ppo.rollout_batch_size=$ppo_rollout" --set train.grad_accum=8 \
+  --set optim.lr=5e-5
+
+fi
 for sweep in one_pass_dpo one_pass_ipo one_pass_dpo_sft passes_dpo_sft grpo grpo_shape grpo_explore grpo_sft grpo_wide \
-  wide_control; do
+  wide_control ppo/demo ppo/wide ppo/long; do
   if [ -d "$out/$sweep" ]; then "$PY" scripts/collect_sweep.py "$out/$sweep" --metric eval/accuracy; fi
 done

@@ -167,10 +167,35 @@ def test_the_selection_path_never_opens_the_test_split(tmp_path, monkeypatch):
         builtin.resolve("builtin:arith/prompts/test")
 
 
+@pytest.mark.slow
+def test_select_sh_ppo_part_in_quick_mode_and_its_table(tmp_path):
+    """`scripts/select.sh --quick --part ppo` runs its grid (the demo's PPO; 8× the responses an update × policy steps
+    × lr; the winner longer) on validation, and select_report.py writes its table from those runs: every run's
+    accuracy from the start, its swept settings in the label, and the PPO runs ranked with the other RL runs."""
+    env = {**clean_env(), "PYTHON": sys.executable}
+    res = subprocess.run(["bash", "scripts/select.sh", "--quick", "--part", "ppo", "--out", str(tmp_path / "select")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    runs = sorted(p.parent.relative_to(tmp_path / "select" / "ppo").as_posix()
+                  for p in (tmp_path / "select" / "ppo").glob("*/*/metrics.jsonl"))
+    assert runs == ["demo/lr=5e-5", "long/max_steps=3", "wide/grad_accum=1,lr=2e-4", "wide/grad_accum=1,lr=5e-5",
+                    "wide/grad_accum=8,lr=2e-4", "wide/grad_accum=8,lr=5e-5"]
+    for run in runs:  # each scored on validation from its start to its end
+        steps = [r["step"] for r in read_rows(tmp_path / "select" / "ppo" / run) if "eval/accuracy" in r]
+        assert steps[0] == 0 and steps[-1] == (3 if run.startswith("long") else 2)
+    res = subprocess.run([sys.executable, "scripts/select_report.py", str(tmp_path / "select"), str(tmp_path / "docs")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    page = (tmp_path / "docs" / "selection.md").read_text()
+    assert "| responses an update 32, grad_accum 8, lr 5e-05, updates 3 | " in page  # quick mode: 32 an update
+    assert page.count("| responses an update ") == 6 and "- **rl**: PPO, responses an update " in page
+    assert "Not in this run (`scripts/select.sh --part`)" in page  # the parts it left out say so
+
+
 def test_select_sh_names_its_parts_and_refuses_others(tmp_path):
-    """`scripts/select.sh --part` takes pairs, rounds, grpo or wide (a search can re-run one part); anything else stops
+    """`scripts/select.sh --part` takes pairs, rounds, grpo, wide or ppo (a search can re-run one part); anything else stops
     before a run starts, naming the choices."""
     res = subprocess.run(["bash", "scripts/select.sh", "--out", str(tmp_path), "--part", "dpo"], cwd=ROOT,
                          env={**clean_env(), "PYTHON": sys.executable}, capture_output=True, text=True)
-    assert res.returncode == 2 and "--part takes pairs, rounds, grpo or wide, not 'dpo'" in res.stderr
+    assert res.returncode == 2 and "--part takes pairs, rounds, grpo, wide or ppo, not 'dpo'" in res.stderr
     assert not any(tmp_path.iterdir())

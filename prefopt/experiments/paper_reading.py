@@ -63,6 +63,7 @@ def reading(summaries: list[dict]) -> str:
         "prompts the policy's best answer is the dataset's solution word for word (the task's solutions have one "
         "fixed form), so the two scenarios differ on few pairs; read their gap against its spread.",
         *_limits(summaries),
+        *_ppo(summaries),
         *_after_control(summaries),
         *_wider(summaries),
         "- **Seeds.** Each seed has its own base, and the bases differ by several points; the claims compare runs "
@@ -144,6 +145,38 @@ def _limits(summaries: list[dict]) -> list[str]:
          "problems): the pairs' push on a final digit is a push on the same digit where it is right elsewhere."
          if statistics.mean(chosen) < 0 else "The chosen side holds on unseen right answers."),
     ]
+
+
+def _ppo(summaries: list[dict]) -> list[str]:
+    """Why PPO at the demo's settings loses the base, from what its rollouts logged; and PPO with 8× the responses."""
+    runs = [s["selected"]["ppo_rule"] for s in summaries]
+    if not all("rollouts" in run for run in runs):  # summaries from before PPO's rollout statistics were kept
+        return []
+
+    def span(name: str, key: str, fmt: str) -> str:  # mean over the seeds, first logged stretch -> last
+        at = lambda index: statistics.mean(s["selected"][name]["rollouts"][key][index][1] for s in summaries)
+        return f"{at(0):{fmt}} → {at(-1):{fmt}}"
+
+    base = lambda name: [accuracy_of(s["selected"][name]) - accuracy_of(s["base"]) for s in summaries]
+    drawn = lambda name: f"{statistics.mean(s['selected'][name]['responses'] for s in summaries):,.0f}"
+    text = (f"- **What limits PPO here.** At the demo's settings (32 responses an update: {drawn('ppo_rule')} in all; "
+            f"the selected GRPO draws {drawn('grpo')}), PPO's rollouts score {span('ppo_rule', 'objective/scores', '.2f')} "
+            "(the judge's 1-5; mean over the seeds and over each logged stretch of 5 updates, first → last) while their "
+            f"KL to the base grows {span('ppo_rule', 'objective/kl', '.2f')} nats per response: the policy moves more than "
+            f"its reward, and it ends {mean_sd(base('ppo_rule'), '+.1f')} pp against the base. Its entropy "
+            f"({span('ppo_rule', 'objective/entropy', '.2f')} nats per response) falls a little and its length "
+            f"({span('ppo_rule', 'response/length_mean', '.1f')} tokens) holds, so it is neither entropy collapse "
+            "nor length; its critic, started from the base, is still learning the reward's scale (value loss "
+            f"{span('ppo_rule', 'loss/value_avg', '.2f')}), and 32 responses an update are too few to average its "
+            "errors out.")
+    if all("ppo_256" in s["selected"] for s in summaries):
+        against = _gain(summaries, "ppo_256", "rft_grpo")
+        text += (" With 256 responses an update at the same 4 policy steps (the validation search's choice), for "
+                 f"GRPO's updates on GRPO's problems ({drawn('ppo_256')} responses), the score goes "
+                 f"{span('ppo_256', 'objective/scores', '.2f')} and the KL {span('ppo_256', 'objective/kl', '.2f')}: "
+                 f"PPO moves the base by {mean_sd(base('ppo_256'), '+.1f')} pp ({verdict(base('ppo_256'))[1]}) and "
+                 f"ends {mean_sd(against, '+.1f')} pp against GRPO's control ({verdict(against)[1]}).")
+    return [text]
 
 
 def _sft_term(summaries: list[dict]) -> str:

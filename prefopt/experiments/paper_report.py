@@ -117,7 +117,8 @@ PAPER_RUNS = [  # the DPO family at the paper's settings (one pass over scenario
 ]
 PAPER_CONTROL = ("control: SFT on scenario 1's chosen answers, paper settings", lambda s: s["paper_control"])
 SELECTED = [
-    ("PPO, rule reward", lambda s: s["selected"]["ppo_rule"]),
+    ("PPO, rule reward (the demo's settings, 32 responses an update)", lambda s: s["selected"]["ppo_rule"]),
+    ("PPO, rule reward, 256 responses an update (selected)", lambda s: s["selected"]["ppo_256"]),
     ("DPO + SFT, on-policy pairs (selected)", lambda s: s["selected"]["dpo_sft"]),
     ("GRPO, rule reward (selected)", lambda s: s["selected"]["grpo"]),
     ("GRPO + SFT term, rule reward (selected)", lambda s: s["selected"]["grpo_sft"]),
@@ -142,6 +143,8 @@ CONTROLS = [*((f"{name.split(',')[0]} (paper settings) beats SFT on the same cho
              lambda s: s["selected"]["grpo"], lambda s: s["selected"]["rft_grpo"]),
             ("GRPO + SFT term beats the same control",
              lambda s: s["selected"]["grpo_sft"], lambda s: s["selected"]["rft_grpo"]),
+            ("PPO (256 responses an update) beats the same control (same problems and steps)",
+             lambda s: s["selected"]["ppo_256"], lambda s: s["selected"]["rft_grpo"]),
             ("GRPO from the control's model beats the longer control (more SFT steps than both together)",
              lambda s: s["selected"]["rft_then_grpo"], lambda s: s["selected"]["rft_long"]),
             ("GRPO from the control's model, as many steps in all, beats the longer control",

@@ -14,8 +14,9 @@ split. Per seed, from the same base as the paper-settings runs:
     then RL): GRPO from it, and DPO + SFT on pairs of 4 candidates from it; both against a longer control, 3 passes
     over the same best answers (more steps than the control and either method together); and GRPO from it for as
     many steps in all as the longer control;
-  - PPO with the rule reward (recipes/demo/ppo.yaml, the demo's PPO settings, not searched), beside the
-    paper-settings PPO against the learned reward model.
+  - PPO with the rule reward: the demo's PPO settings (recipes/demo/ppo.yaml, 32 responses an update), beside the
+    paper-settings PPO against the learned reward model, and the validation search's (recipes/demo/ppo_rule.yaml,
+    256 an update) on GRPO's problems for GRPO's updates, against GRPO's control; with what their rollouts logged.
 Each entry holds held-out accuracy (`score5`, `score45`, `by_operation`) and, where the run has them, the 3D curves
 on the seed's scenario-1 pairs.
 """
@@ -23,10 +24,17 @@ on the seed's scenario-1 pairs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from prefopt.experiments import diagnose
 
 THREE_D = ("eval/3d/delta_chosen", "eval/3d/delta_rejected")
+# what PPO's rollouts log, update by update: whether its reward rises, how far it moves, and what else changes
+PPO_ROLLOUTS = ("objective/scores", "objective/kl", "objective/entropy", "response/length_mean", "loss/value_avg")
+PER_UPDATE = {"ppo": lambda recipe: recipe["ppo"]["rollout_batch_size"],
+              "grpo": lambda recipe: recipe["grpo"]["rollout_prompts"] * recipe["grpo"]["group_size"]}
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ QUICK = Selected(prompts=48, grpo_problems=16, grpo_steps=2, wide_problems=16, p
 TOY_GENERATE = ["generate.n=8", "generate.max_new_tokens=16"]  # quick mode: toy sizes (a 30-step base needs 8 tries)
 TOY_JUDGE = ["judge.best_min_score=1"]  # a 30-step base is never right: its control trains on its best anyway
 TOY_TRAIN = ["train.micro_batch_size=4"]
+PPO_TOY = ["ppo.rollout_batch_size=32", "train.micro_batch_size=4", "ppo.max_new_tokens=12"]
 # after the control, chosen on seed 0's validation split from the control's model (docs/paper.md lists the numbers)
 AFTER_CONTROL_GRPO = ["grpo.rollout_prompts=64", "grpo.group_size=8"]
 # (3 passes at λ 2, the DPO + SFT settings of that search; recipes/demo/onpolicy.yaml has since been chosen again)
@@ -71,7 +80,8 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     rows = seed.train("grpo", "recipes/demo/grpo.yaml", "grpo", problems, eval_pairs, sizes.grpo_steps, *grpo_sets)
     out["grpo"] = {**seed.accuracy(seed.dir / "grpo" / "model", "eval_grpo"), "curves": curves(rows, THREE_D),
                    "train_accuracy": curves(rows, ("grpo/accuracy",))["grpo/accuracy"],
-                   "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/entropy"))}
+                   "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/entropy")),
+                   "responses": responses_drawn(seed.dir / "grpo", "grpo")}
     out["grpo_sft"] = with_sft_term(seed, sizes, eval_pairs, problems, grpo_sets)
     _, best = candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
     answers = count_rows(best)
@@ -82,11 +92,18 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     out["rft_long"] = seed.accuracy(seed.dir / "rft_long" / "model", "eval_rft_long")
     out.update(after_control(seed, sizes, quick, eval_pairs, problems, grpo_sets))
     out.update(wider(seed, sizes, quick, eval_pairs))
-    rows = seed.train("ppo", "recipes/demo/ppo.yaml", "ppo_rule", f"builtin:arith/prompts/train/512/{seed.seed}",
-                      eval_pairs, sizes.ppo_steps, "ppo.reward.kind=rule", "ppo.reward.path=null")
-    out["ppo_rule"] = {**seed.accuracy(seed.dir / "ppo_rule" / "model", "eval_ppo_rule"),
-                       "curves": curves(rows, THREE_D)}
+    out["ppo_rule"] = ppo(seed, "ppo_rule", "recipes/demo/ppo.yaml", f"builtin:arith/prompts/train/512/{seed.seed}",
+                          eval_pairs, sizes.ppo_steps, "ppo.reward.kind=rule", "ppo.reward.path=null")
+    out["ppo_256"] = ppo(seed, "ppo_256", "recipes/demo/ppo_rule.yaml", problems, eval_pairs, sizes.grpo_steps,
+                         *(PPO_TOY if quick else []))
     return out
+
+
+def ppo(seed, name: str, recipe: str, problems: str, eval_pairs, steps: int, *sets: str) -> dict:
+    """A PPO run from the base: its held-out numbers, 3D curves, what its rollouts logged and how many it drew."""
+    rows = seed.train("ppo", recipe, name, problems, eval_pairs, steps, *sets)
+    return {**seed.accuracy(seed.dir / name / "model", f"eval_{name}"), "curves": curves(rows, THREE_D),
+            "rollouts": curves(rows, PPO_ROLLOUTS), "responses": responses_drawn(seed.dir / name, "ppo")}
 
 
 def with_sft_term(seed, sizes: Selected, eval_pairs, problems: str, grpo_sets: list) -> dict:
@@ -162,6 +179,12 @@ def candidates(seed, name: str, prompts: str, count: int, quick: bool, model=Non
     seed.prefopt("judge", "recipes/demo/onpolicy.yaml", f"judge.input={gens}", f"train.output_dir={here}",
                  *(TOY_JUDGE if quick else []))
     return here / "pairs.jsonl", here / "best.jsonl"
+
+
+def responses_drawn(run_dir: Path, command: str) -> int:
+    """Responses a `grpo` or `ppo` run sampled in all (updates × responses an update), from the recipe it ran."""
+    recipe = yaml.safe_load((Path(run_dir) / "recipe.yaml").read_text())
+    return recipe["train"]["max_steps"] * PER_UPDATE[command](recipe)
 
 
 def count_rows(path) -> int:

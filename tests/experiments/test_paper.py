@@ -26,6 +26,7 @@ def summary(seed=0, s1=40.0, others=(30.0, 31.0, 29.0), base=35.0, ppo=45.0, fle
             "ppo": {**acc(ppo), "curves": {}}, "pairs": {}, "settings": {}, "paper_control": acc(base + 1),
             "selected": {"dpo_sft": acc(base + 4), "rft": acc(base + 3), "grpo": acc(base + 5),
                          "rft_grpo": acc(base + 2), "grpo_sft": acc(base + 6), "ppo_rule": acc(base - 1),
+                         "ppo_256": acc(base + 1),
                          "rft_then_grpo": acc(base + 7), "rft_then_dpo_sft": acc(base + 5), "rft_long": acc(base + 6),
                          "grpo_1024": acc(base + 8), "rft_1024": acc(base + 7),
                          "rft_then_grpo_equal": acc(base + 9)}}
@@ -55,6 +56,7 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
     model, GRPO (+7) against the longer control (+6): +1, DPO + SFT (+5) against it: -1 on both, does not hold;
     GRPO from it for as many steps in all (+9) against the longer control: +3 on both, holds;
     GRPO at 1,024 problems an update (+8) against its control at that size (+7): +1 on both, holds.
+    PPO at 256 responses an update: +1 over the base on both seeds (holds), -1 against GRPO's control (+2).
     Paper-settings DPO (40 on both seeds) against its control (SFT at base + 1: 36 and 31): +4 and +9, mean
     6.5 ± 3.5: holds. A second
     pair of seeds where DPO + SFT's margin over the base is +4 and -1 (mean 1.5 ± 3.5): not beyond the spread, 1 of
@@ -63,9 +65,13 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
     assert "| DPO (paper settings) beats SFT on the same chosen answers, one pass at the same lr | +4.0 | +9.0 | " \
         "+6.5 ± 3.5 | **holds** |" in table
     assert "| DPO + SFT, on-policy pairs (selected) | +4.0 | +4.0 | +4.0 ± 0.0 | **holds** |" in table
-    assert "| PPO, rule reward | -1.0 | -1.0 | -1.0 ± 0.0 | **does not hold** |" in table
+    assert "| PPO, rule reward (the demo's settings, 32 responses an update) | -1.0 | -1.0 | -1.0 ± 0.0 | " \
+        "**does not hold** |" in table
     assert "| +1.0 | +1.0 | +1.0 ± 0.0 | **holds** |" in table and "| +3.0 | +3.0 | +3.0 ± 0.0 | **holds** |" in table
     assert "| GRPO + SFT term beats the same control | +4.0 | +4.0 | +4.0 ± 0.0 | **holds** |" in table
+    assert "| PPO, rule reward, 256 responses an update (selected) | +1.0 | +1.0 | +1.0 ± 0.0 | **holds** |" in table
+    assert "| PPO (256 responses an update) beats the same control (same problems and steps) | -1.0 | -1.0 | " \
+        "-1.0 ± 0.0 | **does not hold** |" in table
     assert "| GRPO from the control's model beats the longer control (more SFT steps than both together) | +1.0 | " \
         "+1.0 | +1.0 ± 0.0 | **holds** |" in table
     assert "| DPO + SFT from the control's model beats the longer control | -1.0 | -1.0 | -1.0 ± 0.0 | **does not " \
@@ -154,6 +160,39 @@ def test_the_reading_after_the_control_on_worked_numbers():
     assert "as many steps in all" not in text and "None beats the longer control beyond the spread" in text
 
 
+def test_the_reading_of_ppo_on_worked_numbers():
+    """Bases 35 and 30. PPO at the demo's settings (base - 1 on both seeds) logs the same rollouts on both: score
+    3.0 -> 3.1, KL 0.1 -> 0.5, entropy 2.0 -> 1.8, length 20 -> 20, value loss 2.0 -> 0.5, over 1,280 responses
+    (GRPO: 51,200). PPO at 256 an update (base + 1: +1.0 ± 0.0, holds) scores 3.2 -> 3.6 over 25,600 responses and
+    ends at -1.0 against GRPO's control (base + 2: does not hold). Summaries without PPO's rollout statistics leave
+    the bullet out; without the 256 run, its sentence."""
+    from prefopt.experiments.paper_reading import _ppo
+
+    seeds = [summary(), summary(seed=1, base=30.0)]
+    logged = lambda first, last, at=40: [[5, first], [at, last]]
+    for s in seeds:
+        s["selected"]["grpo"]["responses"] = 51200
+        s["selected"]["ppo_rule"].update(responses=1280, rollouts={
+            "objective/scores": logged(3.0, 3.1), "objective/kl": logged(0.1, 0.5), "objective/entropy": logged(2.0, 1.8),
+            "response/length_mean": logged(20.0, 20.0), "loss/value_avg": logged(2.0, 0.5)})
+        s["selected"]["ppo_256"].update(responses=25600, rollouts={
+            "objective/scores": logged(3.2, 3.6, 100), "objective/kl": logged(0.1, 0.8, 100)})
+    (text,) = _ppo(seeds)
+    assert "(32 responses an update: 1,280 in all; the selected GRPO draws 51,200), PPO's rollouts score 3.00 → 3.10" \
+        in text
+    assert "grows 0.10 → 0.50 nats per response" in text and "it ends -1.0 ± 0.0 pp against the base" in text
+    assert "entropy (2.00 → 1.80 nats per response)" in text and "length (20.0 → 20.0 tokens)" in text
+    assert "(value loss 2.00 → 0.50)" in text
+    assert ("(25,600 responses), the score goes 3.20 → 3.60 and the KL 0.10 → 0.80: PPO moves the base by "
+            "+1.0 ± 0.0 pp (holds) and ends -1.0 ± 0.0 pp against GRPO's control (does not hold).") in text
+    for s in seeds:
+        del s["selected"]["ppo_256"]
+    assert "256" not in _ppo(seeds)[0]
+    for s in seeds:
+        del s["selected"]["ppo_rule"]["rollouts"]
+    assert _ppo(seeds) == []
+
+
 def test_the_held_out_set_is_every_test_problem_once(tmp_path, monkeypatch):
     """The pages' test set: with no count, each problem of the test split once (draws would repeat some)."""
     from prefopt import builtin
@@ -191,9 +230,9 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     assert paper_report.claims_table(summaries) in page and paper_report.tables(summaries) in page
     assert paper_report.beats_table(summaries) in page
     (seed,) = summaries
-    assert set(seed["selected"]) == {"dpo_sft", "rft", "grpo", "grpo_sft", "rft_grpo", "ppo_rule", "rft_long",
-                                     "rft_then_grpo", "rft_then_grpo_equal", "rft_then_dpo_sft", "grpo_1024",
-                                     "rft_1024"}
+    assert set(seed["selected"]) == {"dpo_sft", "rft", "grpo", "grpo_sft", "rft_grpo", "ppo_rule", "ppo_256",
+                                     "rft_long", "rft_then_grpo", "rft_then_grpo_equal", "rft_then_dpo_sft",
+                                     "grpo_1024", "rft_1024"}
     wide_control = (tmp_path / "runs" / "seed0" / "rft_1024" / "recipe.yaml").read_text()  # its own rate, its data
     assert "lr: 0.0008\n" in wide_control and str(tmp_path / "runs" / "seed0" / "candidates_1024" / "best.jsonl") in \
         wide_control
@@ -207,6 +246,13 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     quick = paper_selected.QUICK
     assert steps("rft_then_grpo") == quick.grpo_steps
     assert steps("rft_then_grpo_equal") == (quick.long_passes - 1) * quick.grpo_steps
+    # the selected PPO: GRPO's problems for GRPO's updates (its control's), and what its rollouts logged
+    ppo = seed["selected"]["ppo_256"]
+    assert steps("ppo_256") == quick.grpo_steps and ppo["responses"] == quick.grpo_steps * 32
+    assert set(ppo["rollouts"]) == set(paper_selected.PPO_ROLLOUTS) and all(ppo["rollouts"].values())
+    for run in ("grpo", "ppo_256"):
+        recipe = (tmp_path / "runs" / "seed0" / run / "recipe.yaml").read_text()
+        assert "train: builtin:arith/prompts/train/12800/7\n" in recipe
     generate = [line for line in (tmp_path / "runs" / "seed0" / "commands.log").read_text().splitlines()
                 if line.startswith("$ prefopt generate") and "rft_onpolicy" in line]
     assert len(generate) == 1 and f"model.path={control} " in generate[0]  # its pairs are the control's own
