@@ -157,7 +157,7 @@ def _ppo(summaries: list[dict]) -> list[str]:
         at = lambda index: statistics.mean(s["selected"][name]["rollouts"][key][index][1] for s in summaries)
         return f"{at(0):{fmt}} → {at(-1):{fmt}}"
 
-    base = lambda name: [accuracy_of(s["selected"][name]) - accuracy_of(s["base"]) for s in summaries]
+    base = partial(_over_base, summaries)
     drawn = lambda name: f"{statistics.mean(s['selected'][name]['responses'] for s in summaries):,.0f}"
     text = (f"- **What limits PPO here.** At the demo's settings (32 responses an update: {drawn('ppo_rule')} in all; "
             f"the selected GRPO draws {drawn('grpo')}), PPO's rollouts score {span('ppo_rule', 'objective/scores', '.2f')} "
@@ -236,8 +236,7 @@ def _wider(summaries: list[dict]) -> list[str]:
     if not all("grpo_1024" in s["selected"] for s in summaries):  # summaries from before these runs
         return []
     gain = partial(_gain, summaries)
-    over_base = [accuracy_of(s["selected"]["grpo_1024"]) - accuracy_of(s["base"]) for s in summaries]
-    control_gain = [accuracy_of(s["selected"]["rft_1024"]) - accuracy_of(s["base"]) for s in summaries]
+    over_base, control_gain = _over_base(summaries, "grpo_1024"), _over_base(summaries, "rft_1024")
     against = gain("grpo_1024", "rft_1024")
     zero_std = statistics.mean(v for s in summaries for _, v in s["selected"]["grpo_1024"]["rollouts"]
                                ["grpo/zero_std_frac"])
@@ -253,6 +252,11 @@ def _wider(summaries: list[dict]) -> list[str]:
          "Both gain from more problems an update; at equal problems, samples and steps, comparing answers within a "
          "group does not add measurably to training on the right ones."),
     ]
+
+
+def _over_base(summaries: list[dict], run: str) -> list[float]:
+    """Per seed, the held-out accuracy of one selected-settings run minus the base's (pp)."""
+    return [accuracy_of(s["selected"][run]) - accuracy_of(s["base"]) for s in summaries]
 
 
 def _gain(summaries: list[dict], run: str, other: str) -> list[float]:

@@ -99,19 +99,24 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     return out
 
 
+def rl_run(seed, command: str, recipe: str, name: str, problems: str, eval_pairs, steps: int, sets, rollouts) -> dict:
+    """An RL run (`grpo` or `ppo`) from the model `sets` names, the base by default: its held-out numbers, 3D curves
+    and the rollout statistics named in `rollouts`, as every RL row of the page keeps them."""
+    rows = seed.train(command, recipe, name, problems, eval_pairs, steps, *sets)
+    return {**seed.accuracy(seed.dir / name / "model", f"eval_{name}"), "curves": curves(rows, THREE_D),
+            "rollouts": curves(rows, rollouts)}
+
+
 def ppo(seed, name: str, recipe: str, problems: str, eval_pairs, steps: int, *sets: str) -> dict:
     """A PPO run from the base: its held-out numbers, 3D curves, what its rollouts logged and how many it drew."""
-    rows = seed.train("ppo", recipe, name, problems, eval_pairs, steps, *sets)
-    return {**seed.accuracy(seed.dir / name / "model", f"eval_{name}"), "curves": curves(rows, THREE_D),
-            "rollouts": curves(rows, PPO_ROLLOUTS), "responses": responses_drawn(seed.dir / name, "ppo")}
+    return {**rl_run(seed, "ppo", recipe, name, problems, eval_pairs, steps, sets, PPO_ROLLOUTS),
+            "responses": responses_drawn(seed.dir / name, "ppo")}
 
 
 def with_sft_term(seed, sizes: Selected, eval_pairs, problems: str, grpo_sets: list) -> dict:
     """GRPO with an SFT term on its right answers (recipes/demo/grpo_sft.yaml), on GRPO's problems."""
-    rows = seed.train("grpo", "recipes/demo/grpo_sft.yaml", "grpo_sft", problems, eval_pairs, sizes.grpo_steps,
-                      *grpo_sets)
-    return {**seed.accuracy(seed.dir / "grpo_sft" / "model", "eval_grpo_sft"), "curves": curves(rows, THREE_D),
-            "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/entropy", "grpo/sft_frac"))}
+    return rl_run(seed, "grpo", "recipes/demo/grpo_sft.yaml", "grpo_sft", problems, eval_pairs, sizes.grpo_steps,
+                  grpo_sets, ("grpo/zero_std_frac", "grpo/entropy", "grpo/sft_frac"))
 
 
 def after_control(seed, sizes: Selected, quick: bool, eval_pairs, problems: str, grpo_sets: list) -> dict:
@@ -131,9 +136,8 @@ def after_control(seed, sizes: Selected, quick: bool, eval_pairs, problems: str,
 
 def grpo_from(seed, name: str, steps: int, eval_pairs, problems: str, sets: list) -> dict:
     """GRPO (recipes/demo/grpo.yaml) for `steps` updates, from the model `sets` names; its held-out numbers."""
-    rows = seed.train("grpo", "recipes/demo/grpo.yaml", name, problems, eval_pairs, steps, *sets)
-    return {**seed.accuracy(seed.dir / name / "model", f"eval_{name}"), "curves": curves(rows, THREE_D),
-            "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/accuracy"))}
+    return rl_run(seed, "grpo", "recipes/demo/grpo.yaml", name, problems, eval_pairs, steps, sets,
+                  ("grpo/zero_std_frac", "grpo/accuracy"))
 
 
 def equal_steps(seed, sizes: Selected, eval_pairs, problems: str, sets: list) -> dict:
@@ -151,10 +155,8 @@ def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     problems = f"builtin:arith/prompts/train/{sizes.wide_problems}/{7 + seed.seed}"
     sets = ["train.micro_batch_size=16", "train.grad_accum=1", "grpo.rollout_prompts=8",
             "grpo.max_new_tokens=12"] if quick else []
-    rows = seed.train("grpo", "recipes/demo/grpo_1024.yaml", "grpo_1024", problems, eval_pairs, sizes.grpo_steps, *sets)
-    out = {"grpo_1024": {**seed.accuracy(seed.dir / "grpo_1024" / "model", "eval_grpo_1024"),
-                         "curves": curves(rows, THREE_D),
-                         "rollouts": curves(rows, ("grpo/zero_std_frac", "grpo/accuracy"))}}
+    out = {"grpo_1024": rl_run(seed, "grpo", "recipes/demo/grpo_1024.yaml", "grpo_1024", problems, eval_pairs,
+                               sizes.grpo_steps, sets, ("grpo/zero_std_frac", "grpo/accuracy"))}
     _, best = candidates(seed, "candidates_1024", problems, sizes.wide_problems, quick)
     batch = f"train.micro_batch_size={max(1, count_rows(best) // sizes.grpo_steps)}"
     seed.train("sft", "recipes/demo/rft.yaml", "rft_1024", best, "null", sizes.grpo_steps, batch, *WIDE_CONTROL)
