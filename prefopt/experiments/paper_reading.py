@@ -250,8 +250,27 @@ def _wider(summaries: list[dict]) -> list[str]:
         ("Given enough problems with a signal in each update, comparing answers within a group adds to training on "
          "the right ones." if outcome == "holds" else
          "Both gain from more problems an update; at equal problems, samples and steps, comparing answers within a "
-         "group does not add measurably to training on the right ones."),
+         "group does not add measurably to training on the right ones.") + _wide_sft_term(summaries),
     ]
+
+
+def _wide_sft_term(summaries: list[dict]) -> str:
+    """GRPO at 1,024 problems an update with the SFT term on its right answers, against its base and the control."""
+    if not all("grpo_1024_sft" in s["selected"] for s in summaries):  # summaries from before this run
+        return ""
+    against = _gain(summaries, "grpo_1024_sft", "rft_1024")
+    over_base = _over_base(summaries, "grpo_1024_sft")
+    term = statistics.mean(v for s in summaries for _, v in s["selected"]["grpo_1024_sft"]["rollouts"]
+                           ["grpo/sft_frac"])
+    alone = _gain(summaries, "grpo_1024_sft", "grpo_1024")
+    outcome = verdict(against)[1]
+    return (" With the SFT term on its right answers (λ 1, the validation search's best RL run at that size; "
+            f"{term:.0%} of its rollout answers right and in the term) it moves the base by "
+            f"{mean_sd(over_base, '+.1f')} pp ({verdict(over_base)[1]}), {mean_sd(alone, '+.1f')} pp more than GRPO "
+            f"alone, and ends {mean_sd(against, '+.1f')} pp against the same control ({outcome}): " +
+            ("with the right answers in its update, comparing them within a group adds to them." if outcome == "holds"
+             else "the term brings GRPO up to the control, as the validation search had them (a point apart), and no "
+             "further."))
 
 
 def _over_base(summaries: list[dict], run: str) -> list[float]:

@@ -8,7 +8,8 @@ split. Per seed, from the same base as the paper-settings runs:
   - GRPO with the rule reward (recipes/demo/grpo.yaml), the same with an SFT term on its right answers
     (recipes/demo/grpo_sft.yaml) and, for as many steps and 4 samples per problem as GRPO draws, continued SFT on
     the judged-best of the 4 answers to GRPO's problems (the RL path's control); and GRPO at 4× the problems an
-    update (recipes/demo/grpo_1024.yaml), beside its own control at that size;
+    update (recipes/demo/grpo_1024.yaml), with and without the SFT term (grpo_1024_sft.yaml), beside its own
+    control at that size;
   - the control first, then each family from the control's model (docs/scarce.md: the control learns from every
     problem's right answer, GRPO from the few whose answers differ, so the usual order is SFT on verified answers,
     then RL): GRPO from it, and DPO + SFT on pairs of 4 candidates from it; both against a longer control, 3 passes
@@ -149,14 +150,15 @@ def equal_steps(seed, sizes: Selected, eval_pairs, problems: str, sets: list) ->
 
 
 def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
-    """GRPO at 1,024 problems × 2 an update (recipes/demo/grpo_1024.yaml, the validation search's RL winner) and its
+    """GRPO at 1,024 problems × 2 an update (recipes/demo/grpo_1024.yaml), the same with the SFT term, and their
     control at that size: the best of 4 answers from the base to the same problems (as many samples as GRPO draws),
     one pass in as many steps, at the control's own best rate."""
     problems = f"builtin:arith/prompts/train/{sizes.wide_problems}/{7 + seed.seed}"
     sets = ["train.micro_batch_size=16", "train.grad_accum=1", "grpo.rollout_prompts=8",
             "grpo.max_new_tokens=12"] if quick else []
     out = {"grpo_1024": rl_run(seed, "grpo", "recipes/demo/grpo_1024.yaml", "grpo_1024", problems, eval_pairs,
-                               sizes.grpo_steps, sets, ("grpo/zero_std_frac", "grpo/accuracy"))}
+                               sizes.grpo_steps, sets, ("grpo/zero_std_frac", "grpo/accuracy")),
+           "grpo_1024_sft": wide_sft_term(seed, sizes, eval_pairs, problems, sets)}
     _, best = candidates(seed, "candidates_1024", problems, sizes.wide_problems, quick)
     batch = f"train.micro_batch_size={max(1, count_rows(best) // sizes.grpo_steps)}"
     seed.train("sft", "recipes/demo/rft.yaml", "rft_1024", best, "null", sizes.grpo_steps, batch, *WIDE_CONTROL)
@@ -164,6 +166,13 @@ def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     samples = diagnose.operation_rates(diagnose.read_rows(seed.dir / "candidates_1024" / "generations.jsonl"))
     out["rft_1024"] = {**seed.accuracy(seed.dir / "rft_1024" / "model", "eval_rft_1024"), "samples_by_operation": samples}
     return out
+
+
+def wide_sft_term(seed, sizes: Selected, eval_pairs, problems: str, sets: list) -> dict:
+    """GRPO at 1,024 problems an update with an SFT term on its right answers (recipes/demo/grpo_1024_sft.yaml, the
+    validation search's best RL run at that size), on the problems of GRPO at that size and its control."""
+    return rl_run(seed, "grpo", "recipes/demo/grpo_1024_sft.yaml", "grpo_1024_sft", problems, eval_pairs,
+                  sizes.grpo_steps, sets, ("grpo/zero_std_frac", "grpo/accuracy", "grpo/sft_frac"))
 
 
 def onpolicy_problems(seed, sizes: Selected) -> str:
