@@ -14,7 +14,7 @@
 #      rollouts (temperature 1.5, 2.0), and an SFT term on the rollout's right answers (λ 0.3, 1 at 256 × 2;
 #      λ 1 at 128 × 4);
 #   4. wider GRPO rollouts (1024 prompts × 2 an update) × lr (1e-4 to 8e-4), with the SFT term × lr (1e-4, 4e-4,
-#      8e-4), and their control (lr 1e-4 to 1.6e-3);
+#      8e-4) and × λ (0.3, 1, 3 at 4e-4), and their control (lr 1e-4 to 1.6e-3);
 #   5. PPO with the rule reward: the demo's settings (32 responses an update), then 256 an update × policy steps an
 #      update (4 or 32) × lr (5e-5, 2e-4), 40 updates; then the winner for 100 updates.
 # Then scripts/collect_sweep.py ranks each sweep by eval/accuracy; docs/paper.md quotes the tables.
@@ -34,10 +34,10 @@ while [ $# -gt 0 ]; do
 done
 # every validation problem once (max_prompts takes the first N, and the split holds 2,081)
 valid=(--set "eval.prompts=builtin:arith/prompts/valid/all" --set "eval.max_prompts=3000" --set "eval.max_new_tokens=40")
-rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" wide_lrs="1e-4 2e-4 4e-4 8e-4" wide_sft_lrs="1e-4 4e-4 8e-4" control_lrs="1e-4 2e-4 4e-4 8e-4 1.6e-3" pass_counts="3 6" sft_weights="1.0 2.0 4.0 8.0"
+rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" wide_lrs="1e-4 2e-4 4e-4 8e-4" wide_sft_lrs="1e-4 4e-4 8e-4" wide_sft_weights="0.3 3.0" control_lrs="1e-4 2e-4 4e-4 8e-4 1.6e-3" pass_counts="3 6" sft_weights="1.0 2.0 4.0 8.0"
 small=()
 if [ "$quick" = 1 ]; then  # the pipeline at toy sizes (checks the script, not the settings)
-  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" wide_lrs="1e-4" wide_sft_lrs="1e-4" control_lrs="1e-4" pass_counts="2" sft_weights="1.0 2.0"
+  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" wide_lrs="1e-4" wide_sft_lrs="1e-4" wide_sft_weights="3.0" control_lrs="1e-4" pass_counts="2" sft_weights="1.0 2.0"
   small=(--set model.path=builtin:tiny --set generate.n=2 --set generate.max_new_tokens=8 --set train.micro_batch_size=4
          --set judge.best_min_score=1)  # the tiny model is never right: the control trains on its best anyway
   valid=(--set "eval.prompts=builtin:arith/prompts/valid/8" --set "eval.max_prompts=8" --set "eval.max_new_tokens=8")
@@ -139,7 +139,8 @@ if part wide; then
 # 4. Wider rollouts: 4× the problems an update (recipes/demo/grpo_1024.yaml: 1024 × 2 in 4 micro-batches, still one
 #    policy step an update), since about 3/4 of the 2-answer groups carry no signal; lr 1e-4 to 8e-4 (4e-4 and 8e-4
 #    added while the best rate sat on the grid's edge), and the SFT term (λ 1; lr 1e-4, then 4e-4 and 8e-4, added on
-#    2026-12-03 at GRPO's best rate and above it: recipes/demo/grpo_1024_sft.yaml). The bar at that size: the
+#    2026-12-03 at GRPO's best rate and above it; then λ 0.3 and 3 at 4e-4: recipes/demo/grpo_1024_sft.yaml keeps
+#    λ 1 at 4e-4). The bar at that size: the
 #    control, 4 candidates from the base for the same 51,200 problems (as many samples as GRPO draws), the best right
 #    answer of each, one pass in 100 steps, at the same rates and 1.6e-3 (its best, 8e-4, sat on GRPO's grid's edge).
 wide_problems=51200 wide=()
@@ -149,6 +150,8 @@ bash scripts/sweep.sh --recipe recipes/demo/grpo_1024.yaml "${grpo[@]}" --out "$
   --param optim.lr --values "$wide_lrs" "${gsmall[@]}" "${wide[@]}"
 bash scripts/sweep.sh --recipe recipes/demo/grpo_1024.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
   --param grpo.sft_weight --values 1.0 --param optim.lr --values "$wide_sft_lrs" "${gsmall[@]}" "${wide[@]}"
+bash scripts/sweep.sh --recipe recipes/demo/grpo_1024.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \
+  --param grpo.sft_weight --values "$wide_sft_weights" --set optim.lr=4e-4 "${gsmall[@]}" "${wide[@]}"
 demo_prompts=256  # for reference, the demo's GRPO as recipes/demo/grpo.yaml runs it, on this base
 [ "$quick" = 1 ] && demo_prompts=8
 bash scripts/sweep.sh --recipe recipes/demo/grpo.yaml "${grpo[@]}" --out "$out/grpo_wide" --name select-grpo-wide \

@@ -70,10 +70,10 @@ WIDER = (
 WIDE_SFT = (
     "The same GRPO with the SFT term on its right answers (λ 1, lr 4e-4: `recipes/demo/grpo_1024_sft.yaml`; chosen "
     "on 2026-12-03 from the pinned seed-0 base, after this page had shown GRPO at that size below its control on the "
-    "test split: validation accuracy 0.591 against 0.527 and 0.584 at lr 1e-4 and 8e-4, and the control's 0.581, "
-    "about a standard error below), against the same control. It was added to this page's run directories by the "
-    "harness's own function (`paper_selected.wide_sft_term`, 21 minutes for the three seeds), not timed in a "
-    "whole run.")
+    "test split: validation accuracy 0.591 against 0.527 and 0.584 at lr 1e-4 and 8e-4, 0.553 and 0.569 at λ 0.3 "
+    "and 3 (added after λ 1's test numbers had been seen), and the control's 0.581, about a standard error below), "
+    "against the same control. It was added to this page's run directories by the harness's own function "
+    "(`paper_selected.wide_sft_term`, 21 minutes for the three seeds), not timed in a whole run.")
 
 
 def _onpolicy_settings() -> str:
