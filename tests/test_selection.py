@@ -195,8 +195,7 @@ def test_select_sh_ppo_part_in_quick_mode_and_its_table(tmp_path):
 @pytest.mark.slow
 def test_select_sh_wide_part_in_quick_mode_and_its_table(tmp_path):
     """`scripts/select.sh --quick --part wide` runs GRPO at its wider rollouts × lr, the same with the SFT term × lr
-    and × λ,
-    the demo's GRPO for reference, and the control at that size on its own judged-best answers × lr, each on
+    and × λ, the demo's GRPO for reference, and the control at that size on its own judged-best answers × lr, each on
     validation from its start; select_report.py ranks GRPO's runs (the SFT term's among them) as candidates and the
     control apart, as the bar."""
     env = {**clean_env(), "PYTHON": sys.executable}
