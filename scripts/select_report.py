@@ -33,6 +33,7 @@ def _swept(run: Path, keys: tuple[str, ...]) -> str:
 
 # final validation accuracy per family; the control is the bar a family must clear, not a candidate
 ENDS: dict[str, list[tuple[float, str]]] = {"preference": [], "rl": [], "control": [], "rl, wider rollouts": [],
+                                            "preference, on the wider control's candidates": [],
                                             "control at the wider rollouts' size": []}
 
 
@@ -109,16 +110,21 @@ def grpo(root: Path, figure: Path) -> list[str]:
 
 
 def wide(root: Path) -> list[str]:
-    """GRPO at 1024 problems × 2 an update, and its control (the same problems' best answers, 100 steps) × lr."""
+    """GRPO at 1024 problems × 2 an update, its control (the same problems' best answers, 100 steps) × lr, and DPO +
+    SFT on the pairs of the control's candidates × λ × lr."""
     lines = ["| run | validation accuracy every 25 steps (start first) |", "|---|---|"]
-    keys = ("optim.lr", "grpo.rollout_prompts", "grpo.group_size", "grpo.sft_weight")
-    for sweep, name, family in (("grpo_wide", "GRPO", "rl, wider rollouts"),
-                                ("wide_control", "control: SFT on the best answers", "control at the wider rollouts' size")):
+    grpo_keys = ("optim.lr", "grpo.rollout_prompts", "grpo.group_size", "grpo.sft_weight")
+    for sweep, name, family, keys in (
+            ("grpo_wide", "GRPO", "rl, wider rollouts", grpo_keys),
+            ("wide_dpo_sft", "DPO + SFT on the same candidates' pairs", "preference, on the wider control's candidates",
+             ("loss.sft_weight", "optim.lr")),
+            ("wide_control", "control: SFT on the best answers", "control at the wider rollouts' size", ("optim.lr",))):
         runs = [p for p in (root / sweep).glob("*") if (p / "metrics.jsonl").exists()]
         lr = lambda run: yaml.safe_load((run / "recipe.yaml").read_text())["optim"]["lr"]
-        for run in sorted(runs, key=lambda run: (_swept(run, keys[1:]) if sweep == "grpo_wide" else "", lr(run))):
+        others = tuple(key for key in keys if key != "optim.lr")  # rows grouped by the other keys, then by lr
+        for run in sorted(runs, key=lambda run: (_swept(run, others), lr(run))):
             acc = _accuracy(run)
-            label = f"{name}, " + _swept(run, keys if sweep == "grpo_wide" else ("optim.lr",))
+            label = f"{name}, " + _swept(run, keys)
             lines.append(f"| {label} | " + " → ".join(f"{a:.3f}" for _, a in acc) + " |")
             ENDS[family].append((acc[-1][1], label))
     return lines
@@ -211,7 +217,10 @@ def main() -> None:
         "each problem's best right answer, one pass in 100 steps, at the same learning rates and at 1.6e-3 (its best "
         "rate sat on the grid's edge). These runs were first "
         "made command by command (the commands of `--part wide`, about 40 minutes on 2 cores) and collected into "
-        "this run's directory.", "",
+        "this run's directory. Then DPO + SFT on the pairs of the control's candidates (best and worst of the 4 "
+        "where they differ: 24,668 of the 51,200 problems), one pass in the control's 100 steps, at λ 1 and 4 × lr "
+        "4e-4 and 8e-4, then λ 8 at 4e-4 and λ 4 at 2e-4 (the grid's edges): added on 2026-12-03, after every other "
+        "row of docs/paper.md had been seen; run on their own (about 19 minutes on 2 cores).", "",
         *part(args.root, "grpo_wide", lambda: wide(args.root)), "",
         "## PPO, rule reward", "",
         "On GRPO's problems, from the same base. The demo's PPO settings (`recipes/demo/ppo.yaml`: 32 responses an "

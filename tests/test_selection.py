@@ -195,9 +195,9 @@ def test_select_sh_ppo_part_in_quick_mode_and_its_table(tmp_path):
 @pytest.mark.slow
 def test_select_sh_wide_part_in_quick_mode_and_its_table(tmp_path):
     """`scripts/select.sh --quick --part wide` runs GRPO at its wider rollouts × lr, the same with the SFT term × lr
-    and × λ, the demo's GRPO for reference, and the control at that size on its own judged-best answers × lr, each on
-    validation from its start; select_report.py ranks GRPO's runs (the SFT term's among them) as candidates and the
-    control apart, as the bar."""
+    and × λ, the demo's GRPO for reference, the control at that size on its own judged-best answers × lr, and DPO +
+    SFT on the pairs of the same candidates × λ × lr, each on validation from its start; select_report.py ranks
+    GRPO's runs (the SFT term's among them) and DPO + SFT's as candidates and the control apart, as the bar."""
     env = {**clean_env(), "PYTHON": sys.executable}
     select = tmp_path / "select"
     res = subprocess.run(["bash", "scripts/select.sh", "--quick", "--part", "wide", "--out", str(select)], cwd=ROOT,
@@ -205,12 +205,14 @@ def test_select_sh_wide_part_in_quick_mode_and_its_table(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     runs = sorted(p.parent.relative_to(select).as_posix() for p in select.glob("*/*/metrics.jsonl"))
     assert runs == ["grpo_wide/lr=1e-4", "grpo_wide/rollout_prompts=8", "grpo_wide/sft_weight=1.0,lr=1e-4",
-                    "grpo_wide/sft_weight=3.0", "wide_control/lr=1e-4"]
+                    "grpo_wide/sft_weight=3.0", "wide_control/lr=1e-4", "wide_dpo_sft/sft_weight=4.0,lr=1e-4"]
     for run in runs:  # each scored on validation from its start to its end (2 steps in quick mode)
         steps = [r["step"] for r in read_rows(select / run) if "eval/accuracy" in r]
         assert steps[0] == 0 and steps[-1] == 2
     control = (select / "wide_control" / "lr=1e-4" / "recipe.yaml").read_text()
     assert str(select / "wide_candidates" / "best.jsonl") in control  # its data: the judged-best answers
+    dpo = (select / "wide_dpo_sft" / "sft_weight=4.0,lr=1e-4" / "recipe.yaml").read_text()
+    assert str(select / "wide_candidates" / "pairs.jsonl") in dpo  # its data: the same candidates' pairs
     res = subprocess.run([sys.executable, "scripts/select_report.py", str(select), str(tmp_path / "docs")],
                          cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -218,6 +220,8 @@ def test_select_sh_wide_part_in_quick_mode_and_its_table(tmp_path):
     assert page.count("| GRPO, lr ") == 4 and page.count("sft_weight 1.0 | 0.") == 1
     assert page.count("| GRPO, lr 0.0004, rollout_prompts 8, group_size 2, sft_weight 3.0 | 0.") == 1
     assert "- **rl, wider rollouts**: GRPO, lr " in page
+    assert "- **preference, on the wider control's candidates**: DPO + SFT on the same candidates' pairs, sft_weight " \
+        "4.0, lr 0.0001 (" in page
     assert "- **control at the wider rollouts' size: the bar (not a candidate)**: control: SFT on the best answers, " \
         "lr 0.0001 (" in page
 

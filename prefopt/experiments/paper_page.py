@@ -76,6 +76,16 @@ WIDE_SFT = (
     "(`paper_selected.wide_sft_term`, 21 minutes for the three seeds), not timed in a whole run.")
 
 
+# DPO + SFT on the pairs of the wide control's candidates (paper_selected.wide_dpo_sft), with its validation numbers
+WIDE_DPO = (
+    "DPO + SFT on the pairs of the same candidates (the best and worst of the 4 answers where they differ), one pass "
+    "in the control's 100 steps (λ 4, lr 4e-4: `recipes/demo/onpolicy_1024.yaml`; chosen on 2026-12-03 from the "
+    "pinned seed-0 base, after every other row of this page had been seen: validation accuracy 0.577 against 0.520 "
+    "and 0.556 at λ 1 and lr 4e-4 and 8e-4, 0.556 at λ 4 and 8e-4, 0.576 at λ 8 and 0.533 at lr 2e-4, and the "
+    "control's 0.581), against the same control. It was added to this page's run directories by the harness's own "
+    "function (`paper_selected.wide_dpo_sft`, 8 minutes for the three seeds), not timed in a whole run.")
+
+
 def _onpolicy_settings() -> str:
     """The selected DPO + SFT settings as recipes/demo/onpolicy.yaml holds them (what the runs used)."""
     from prefopt.experiments import REPO
@@ -183,6 +193,7 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "answers with plain SFT. " + (PPO_SELECTED + " " if all("ppo_256" in s["selected"] for s in summaries) else "") +
         (WIDER + " " if all("grpo_1024" in s["selected"] for s in summaries) else "") +
         (WIDE_SFT + " " if all("grpo_1024_sft" in s["selected"] for s in summaries) else "") +
+        (WIDE_DPO + " " if all("dpo_sft_1024" in s["selected"] for s in summaries) else "") +
         AFTER_CONTROL + (" " + EQUAL_STEPS if all("rft_then_grpo_equal" in s["selected"] for s in summaries) else ""),
         f"- **Evaluation**: one greedy answer for {held_out_words(settings['eval_problems'])} (the test split "
         "is a tenth of all problems, never in any training set), scored 1-5 by the rule judge (5: right with "

@@ -250,7 +250,8 @@ def _wider(summaries: list[dict]) -> list[str]:
         ("Given enough problems with a signal in each update, comparing answers within a group adds to training on "
          "the right ones." if outcome == "holds" else
          "Both gain from more problems an update; at equal problems, samples and steps, comparing answers within a "
-         "group does not add measurably to training on the right ones.") + _wide_sft_term(summaries),
+         "group does not add measurably to training on the right ones.") + _wide_sft_term(summaries) +
+        _wide_dpo_sft(summaries),
     ]
 
 
@@ -271,6 +272,23 @@ def _wide_sft_term(summaries: list[dict]) -> str:
             ("with the right answers in its update, comparing them within a group adds to them." if outcome == "holds"
              else "the term brings GRPO up to the control, as the validation search had them (a point apart), and no "
              "further."))
+
+
+def _wide_dpo_sft(summaries: list[dict]) -> str:
+    """DPO + SFT on the pairs of the wide control's own candidates, against its base and that control."""
+    if not all("dpo_sft_1024" in s["selected"] for s in summaries):  # summaries from before this run
+        return ""
+    against, over_base = _gain(summaries, "dpo_sft_1024", "rft_1024"), _over_base(summaries, "dpo_sft_1024")
+    pairs = statistics.mean(s["selected"]["dpo_sft_1024"]["pairs"] for s in summaries)
+    outcome = verdict(against)[1]
+    return (f" DPO + SFT on the {pairs:,.0f} pairs (mean) of the control's own candidates, in its steps, moves the "
+            f"base by {mean_sd(over_base, '+.1f')} pp ({verdict(over_base)[1]}) and ends "
+            f"{mean_sd(against, '+.1f')} pp against the control ({outcome}): " +
+            {"holds": "pushing the model away from its own wrong answers adds to training on its right ones.",
+             "does not hold": "at the same samples and steps, learning from the pairs trails training on every "
+                              "problem's right answer."}.get(outcome, "pushing the model away from its own wrong "
+                                                              "answers adds nothing measurable to training on its "
+                                                              "right ones."))
 
 
 def _over_base(summaries: list[dict], run: str) -> list[float]:

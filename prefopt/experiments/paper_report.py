@@ -131,6 +131,7 @@ SELECTED = [
     ("longer control: 3 passes over GRPO's problems' best answers", lambda s: s["selected"]["rft_long"]),
     ("GRPO, 1,024 problems × 2 an update (selected)", lambda s: s["selected"]["grpo_1024"]),
     ("GRPO + SFT term, 1,024 problems × 2 an update (selected)", lambda s: s["selected"]["grpo_1024_sft"]),
+    ("DPO + SFT on the pairs of those answers (selected)", lambda s: s["selected"]["dpo_sft_1024"]),
     ("control: continued SFT on the best of 4 answers to those problems", lambda s: s["selected"]["rft_1024"]),
 ]
 BEATS = [*PAPER_RUNS, PAPER_CONTROL, ("RLHF-PPO, learned reward model", lambda s: s["ppo"]), *SELECTED]
@@ -155,7 +156,9 @@ CONTROLS = [*((f"{name.split(',')[0]} (paper settings) beats SFT on the same cho
             ("GRPO at 1,024 problems an update beats its control at that size (same problems, samples and steps)",
              lambda s: s["selected"]["grpo_1024"], lambda s: s["selected"]["rft_1024"]),
             ("GRPO + SFT term at 1,024 problems an update beats the same control",
-             lambda s: s["selected"]["grpo_1024_sft"], lambda s: s["selected"]["rft_1024"])]
+             lambda s: s["selected"]["grpo_1024_sft"], lambda s: s["selected"]["rft_1024"]),
+            ("DPO + SFT on the pairs of the same candidates beats the same control (same samples and steps)",
+             lambda s: s["selected"]["dpo_sft_1024"], lambda s: s["selected"]["rft_1024"])]
 
 
 def verdict(values: list[float]) -> tuple[str, str]:

@@ -9,7 +9,7 @@ split. Per seed, from the same base as the paper-settings runs:
     (recipes/demo/grpo_sft.yaml) and, for as many steps and 4 samples per problem as GRPO draws, continued SFT on
     the judged-best of the 4 answers to GRPO's problems (the RL path's control); and GRPO at 4× the problems an
     update (recipes/demo/grpo_1024.yaml), with and without the SFT term (grpo_1024_sft.yaml), beside its own
-    control at that size;
+    control at that size, and DPO + SFT on the pairs of that control's candidates (onpolicy_1024.yaml);
   - the control first, then each family from the control's model (docs/scarce.md: the control learns from every
     problem's right answer, GRPO from the few whose answers differ, so the usual order is SFT on verified answers,
     then RL): GRPO from it, and DPO + SFT on pairs of 4 candidates from it; both against a longer control, 3 passes
@@ -159,13 +159,24 @@ def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     out = {"grpo_1024": rl_run(seed, "grpo", "recipes/demo/grpo_1024.yaml", "grpo_1024", problems, eval_pairs,
                                sizes.grpo_steps, sets, ("grpo/zero_std_frac", "grpo/accuracy")),
            "grpo_1024_sft": wide_sft_term(seed, sizes, eval_pairs, problems, sets)}
-    _, best = candidates(seed, "candidates_1024", problems, sizes.wide_problems, quick)
+    pairs, best = candidates(seed, "candidates_1024", problems, sizes.wide_problems, quick)
     batch = f"train.micro_batch_size={max(1, count_rows(best) // sizes.grpo_steps)}"
     seed.train("sft", "recipes/demo/rft.yaml", "rft_1024", best, "null", sizes.grpo_steps, batch, *WIDE_CONTROL)
     # what the base can sample on those problems, by operation: the right answers both GRPO and the control learn from
     samples = diagnose.operation_rates(diagnose.read_rows(seed.dir / "candidates_1024" / "generations.jsonl"))
     out["rft_1024"] = {**seed.accuracy(seed.dir / "rft_1024" / "model", "eval_rft_1024"), "samples_by_operation": samples}
+    out["dpo_sft_1024"] = wide_dpo_sft(seed, sizes, eval_pairs, pairs)
     return out
+
+
+def wide_dpo_sft(seed, sizes: Selected, eval_pairs, pairs: Path) -> dict:
+    """DPO + SFT on the pairs of the wide control's candidates (recipes/demo/onpolicy_1024.yaml), one pass in the
+    control's steps: the preference family at the size where the control is strongest, on the same samples."""
+    batch = f"train.micro_batch_size={max(1, count_rows(pairs) // sizes.grpo_steps)}"
+    rows = seed.train("dpo", "recipes/demo/onpolicy_1024.yaml", "dpo_sft_1024", pairs, eval_pairs, sizes.grpo_steps,
+                      batch)
+    return {**seed.accuracy(seed.dir / "dpo_sft_1024" / "model", "eval_dpo_sft_1024"), "curves": curves(rows, THREE_D),
+            "pairs": count_rows(pairs)}
 
 
 def wide_sft_term(seed, sizes: Selected, eval_pairs, problems: str, sets: list) -> dict:

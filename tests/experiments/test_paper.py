@@ -29,6 +29,7 @@ def summary(seed=0, s1=40.0, others=(30.0, 31.0, 29.0), base=35.0, ppo=45.0, fle
                          "ppo_256": acc(base + 1),
                          "rft_then_grpo": acc(base + 7), "rft_then_dpo_sft": acc(base + 5), "rft_long": acc(base + 6),
                          "grpo_1024": acc(base + 8), "rft_1024": acc(base + 7), "grpo_1024_sft": acc(base + 10),
+                         "dpo_sft_1024": {**acc(base + 5), "pairs": 600},
                          "rft_then_grpo_equal": acc(base + 9)}}
 
 
@@ -56,7 +57,7 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
     model, GRPO (+7) against the longer control (+6): +1, DPO + SFT (+5) against it: -1 on both, does not hold;
     GRPO from it for as many steps in all (+9) against the longer control: +3 on both, holds;
     GRPO at 1,024 problems an update (+8) against its control at that size (+7): +1 on both, holds; with the SFT term
-    (+10) against it: +3 on both, holds.
+    (+10) against it: +3 on both, holds; DPO + SFT on the pairs of that control's candidates (+5) against it: -2.
     PPO at 256 responses an update: +1 over the base on both seeds (holds), -1 against GRPO's control (+2).
     Paper-settings DPO (40 on both seeds) against its control (SFT at base + 1: 36 and 31): +4 and +9, mean
     6.5 ± 3.5: holds. A second
@@ -89,6 +90,9 @@ def test_beats_its_base_and_its_control_on_worked_numbers():
         in table
     assert "| GRPO + SFT term at 1,024 problems an update beats the same control | +3.0 | +3.0 | +3.0 ± 0.0 | " \
         "**holds** |" in table
+    assert "| DPO + SFT on the pairs of those answers (selected) | +5.0 | +5.0 | +5.0 ± 0.0 | **holds** |" in table
+    assert "| DPO + SFT on the pairs of the same candidates beats the same control (same samples and steps) | -2.0 | " \
+        "-2.0 | -2.0 ± 0.0 | **does not hold** |" in table
     worse = summary(seed=1)
     worse["selected"]["dpo_sft"] = {"score5": 0.34, "score45": 0.34}
     table = paper_report.beats_table([summary(), worse])
@@ -101,7 +105,8 @@ def test_a_run_the_summaries_predate_leaves_its_rows_out():
     both tables) instead of failing, and keeps every other row."""
     older = [summary(), summary(seed=1, base=30.0)]
     for s in older:
-        del s["selected"]["grpo_1024"], s["selected"]["rft_1024"], s["selected"]["grpo_1024_sft"]
+        for run in ("grpo_1024", "rft_1024", "grpo_1024_sft", "dpo_sft_1024"):
+            del s["selected"][run]
     table = paper_report.beats_table(older)
     assert "1,024" not in table and "1,024" not in paper_report.tables(older)
     assert "| GRPO + SFT term beats the same control | +4.0 | +4.0 | +4.0 ± 0.0 | **holds** |" in table
@@ -147,11 +152,14 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     (seed,) = summaries
     assert set(seed["selected"]) == {"dpo_sft", "rft", "grpo", "grpo_sft", "rft_grpo", "ppo_rule", "ppo_256",
                                      "rft_long", "rft_then_grpo", "rft_then_grpo_equal", "rft_then_dpo_sft",
-                                     "grpo_1024", "rft_1024", "grpo_1024_sft"}
+                                     "grpo_1024", "rft_1024", "grpo_1024_sft", "dpo_sft_1024"}
     wide_control = (tmp_path / "runs" / "seed0" / "rft_1024" / "recipe.yaml").read_text()  # its own rate, its data
     assert "lr: 0.0008\n" in wide_control and str(tmp_path / "runs" / "seed0" / "candidates_1024" / "best.jsonl") in \
         wide_control
     assert seed["selected"]["rft_then_dpo_sft"]["pairs"] > 0  # pairs judged from the control's own candidates
+    wide_dpo = (tmp_path / "runs" / "seed0" / "dpo_sft_1024" / "recipe.yaml").read_text()  # the control's candidates
+    assert str(tmp_path / "runs" / "seed0" / "candidates_1024" / "pairs.jsonl") in wide_dpo
+    assert "sft_weight: 4.0\n" in wide_dpo and seed["selected"]["dpo_sft_1024"]["pairs"] > 0
     control = str(tmp_path / "runs" / "seed0" / "rft_grpo" / "model")
     for run in ("rft_then_grpo", "rft_then_grpo_equal", "rft_then_dpo_sft"):  # each starts from the control's model
         assert f"path: {control}\n" in (tmp_path / "runs" / "seed0" / run / "recipe.yaml").read_text()
