@@ -281,14 +281,14 @@ def _wide_dpo_sft(summaries: list[dict]) -> str:
     against, over_base = _gain(summaries, "dpo_sft_1024", "rft_1024"), _over_base(summaries, "dpo_sft_1024")
     pairs = statistics.mean(s["selected"]["dpo_sft_1024"]["pairs"] for s in summaries)
     outcome = verdict(against)[1]
+    meaning = {"holds": "pushing the model away from its own wrong answers adds to training on its right ones.",
+               "does not hold": "at the same samples and steps, learning from the pairs trails training on every "
+                                "problem's right answer."}.get(outcome, "pushing the model away from its own wrong "
+                                                                        "answers adds nothing measurable to training "
+                                                                        "on its right ones.")
     return (f" DPO + SFT on the {pairs:,.0f} pairs (mean) of the control's own candidates, in its steps, moves the "
             f"base by {mean_sd(over_base, '+.1f')} pp ({verdict(over_base)[1]}) and ends "
-            f"{mean_sd(against, '+.1f')} pp against the control ({outcome}): " +
-            {"holds": "pushing the model away from its own wrong answers adds to training on its right ones.",
-             "does not hold": "at the same samples and steps, learning from the pairs trails training on every "
-                              "problem's right answer."}.get(outcome, "pushing the model away from its own wrong "
-                                                              "answers adds nothing measurable to training on its "
-                                                              "right ones."))
+            f"{mean_sd(against, '+.1f')} pp against the control ({outcome}): {meaning}")
 
 
 def _over_base(summaries: list[dict], run: str) -> list[float]:
