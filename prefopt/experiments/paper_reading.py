@@ -275,20 +275,21 @@ def _wide_sft_term(summaries: list[dict]) -> str:
 
 
 def _wide_dpo_sft(summaries: list[dict]) -> str:
-    """DPO + SFT on the pairs of the wide control's own candidates, against its base and that control."""
+    """DPO + SFT on the wide control's own pairs: against its base and that control; its 3D metrics on unseen pairs."""
     if not all("dpo_sft_1024" in s["selected"] for s in summaries):  # summaries from before this run
         return ""
     against, over_base = _gain(summaries, "dpo_sft_1024", "rft_1024"), _over_base(summaries, "dpo_sft_1024")
-    pairs = statistics.mean(s["selected"]["dpo_sft_1024"]["pairs"] for s in summaries)
+    run = [s["selected"]["dpo_sft_1024"] for s in summaries]
+    chosen, rejected = ([r["curves"][f"eval/3d/delta_{side}"][-1][1] for r in run] for side in ("chosen", "rejected"))
     outcome = verdict(against)[1]
-    meaning = {"holds": "pushing the model away from its own wrong answers adds to training on its right ones.",
-               "does not hold": "at the same samples and steps, learning from the pairs trails training on every "
-                                "problem's right answer."}.get(outcome, "pushing the model away from its own wrong "
-                                                                        "answers adds nothing measurable to training "
-                                                                        "on its right ones.")
-    return (f" DPO + SFT on the {pairs:,.0f} pairs (mean) of the control's own candidates, in its steps, moves the "
-            f"base by {mean_sd(over_base, '+.1f')} pp ({verdict(over_base)[1]}) and ends "
-            f"{mean_sd(against, '+.1f')} pp against the control ({outcome}): {meaning}")
+    meaning = {"holds": "its own wrong answers teach it what training on its right ones does not.",
+               "does not hold": "learning from the pairs trails training on every problem's right answer."}.get(
+        outcome, "pushing the model away from its own wrong answers adds nothing measurable to its right ones.")
+    return (f" DPO + SFT on the {statistics.mean(r['pairs'] for r in run):,.0f} pairs (mean) of the control's own "
+            f"candidates, in its steps, moves the base by {mean_sd(over_base, '+.1f')} pp ({verdict(over_base)[1]}) "
+            f"and ends {mean_sd(against, '+.1f')} pp against the control ({outcome}): {meaning} On scenario 1's pairs "
+            f"its Δ log π(chosen) ends at {mean_sd(chosen, '+.2f')} nats and Δ log π(rejected) at "
+            f"{mean_sd(rejected, '+.2f')}.")
 
 
 def _over_base(summaries: list[dict], run: str) -> list[float]:

@@ -29,7 +29,8 @@ def summary(seed=0, s1=40.0, others=(30.0, 31.0, 29.0), base=35.0, ppo=45.0, fle
                          "ppo_256": acc(base + 1),
                          "rft_then_grpo": acc(base + 7), "rft_then_dpo_sft": acc(base + 5), "rft_long": acc(base + 6),
                          "grpo_1024": acc(base + 8), "rft_1024": acc(base + 7), "grpo_1024_sft": acc(base + 10),
-                         "dpo_sft_1024": {**acc(base + 5), "pairs": 600},
+                         "dpo_sft_1024": {**acc(base + 5), "pairs": 600, "curves": {
+                             "eval/3d/delta_chosen": [[100, 0.2]], "eval/3d/delta_rejected": [[100, -3.0]]}},
                          "rft_then_grpo_equal": acc(base + 9)}}
 
 

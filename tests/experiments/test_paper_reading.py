@@ -123,22 +123,26 @@ def test_the_reading_of_four_times_the_problems_on_worked_numbers():
 
 def test_the_reading_of_dpo_sft_on_the_wide_controls_pairs_on_worked_numbers():
     """Bases 35 and 30. DPO + SFT on the pairs of the wide control's candidates (600 and 900 pairs: mean 750): base
-    + 5 on both (+5.0 ± 0.0, holds), -2 against the control (base + 7): does not hold. Level with the control on
-    one seed and 1 above on the other: +0.5 ± 0.7, not beyond the spread. Summaries without the run leave it out."""
+    + 5 on both (+5.0 ± 0.0, holds), -2 against the control (base + 7): does not hold; on scenario 1's pairs its
+    Δ log π(chosen) ends at +0.2 and +0.4 (+0.30 ± 0.14), Δ log π(rejected) at -3 and -2 (-2.50 ± 0.71). Level with
+    the control on one seed and 1 above on the other: +0.5 ± 0.7, not beyond the spread. Summaries without the run
+    leave it out."""
     from prefopt.experiments.paper_reading import _wider
 
     seeds = [summary(), summary(seed=1, base=30.0)]
-    seeds[1]["selected"]["dpo_sft_1024"]["pairs"] = 900
-    for s in seeds:
+    for s, pairs, chosen, rejected in zip(seeds, (600, 900), (0.2, 0.4), (-3.0, -2.0)):
         s["selected"]["grpo_1024"]["rollouts"] = {"grpo/zero_std_frac": [[100, 0.8]]}
         s["selected"]["grpo_1024_sft"]["rollouts"] = {"grpo/sft_frac": [[100, 0.4]]}
+        s["selected"]["dpo_sft_1024"].update(pairs=pairs, curves={"eval/3d/delta_chosen": [[0, 0.0], [100, chosen]],
+                                                                  "eval/3d/delta_rejected": [[0, 0.0], [100, rejected]]})
     assert ("DPO + SFT on the 750 pairs (mean) of the control's own candidates, in its steps, moves the base by "
-            "+5.0 ± 0.0 pp (holds) and ends -2.0 ± 0.0 pp against the control (does not hold): at the same samples and "
-            "steps, learning from the pairs trails training on every problem's right answer.") in _wider(seeds)[0]
+            "+5.0 ± 0.0 pp (holds) and ends -2.0 ± 0.0 pp against the control (does not hold): learning from the "
+            "pairs trails training on every problem's right answer. On scenario 1's pairs its Δ log π(chosen) ends "
+            "at +0.30 ± 0.14 nats and Δ log π(rejected) at -2.50 ± 0.71.") in _wider(seeds)[0]
     seeds[0]["selected"]["dpo_sft_1024"].update(seeds[0]["selected"]["rft_1024"])
     seeds[1]["selected"]["dpo_sft_1024"].update({"score5": 0.38, "score45": 0.38})
     assert "ends +0.5 ± 0.7 pp against the control (not beyond the spread (1/2 seeds above)): pushing the model " \
-        "away from its own wrong answers adds nothing measurable to training on its right ones." in _wider(seeds)[0]
+        "away from its own wrong answers adds nothing measurable to its right ones." in _wider(seeds)[0]
     for s in seeds:
         del s["selected"]["dpo_sft_1024"]
     assert "DPO + SFT" not in _wider(seeds)[0]
