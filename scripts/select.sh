@@ -15,7 +15,7 @@
 #      λ 1 at 128 × 4);
 #   4. wider GRPO rollouts (1024 prompts × 2 an update) × lr (1e-4 to 8e-4), with the SFT term × lr (1e-4, 4e-4,
 #      8e-4) and × λ (0.3, 1, 3 at 4e-4), and their control (lr 1e-4 to 1.6e-3); DPO + SFT on the pairs of the
-#      control's candidates × λ (1, 4, 8) × lr (2e-4 to 8e-4), one pass in the control's steps;
+#      control's candidates × λ (1, 4, 8) × lr (2e-4 to 8e-4) × β (0.01 to 0.3), one pass in the control's steps;
 #   5. PPO with the rule reward: the demo's settings (32 responses an update), then 256 an update × policy steps an
 #      update (4 or 32) × lr (5e-5, 2e-4), 40 updates; then the winner for 100 updates.
 # Then scripts/collect_sweep.py ranks each sweep by eval/accuracy; docs/paper.md quotes the tables.
@@ -35,10 +35,10 @@ while [ $# -gt 0 ]; do
 done
 # every validation problem once (max_prompts takes the first N, and the split holds 2,081)
 valid=(--set "eval.prompts=builtin:arith/prompts/valid/all" --set "eval.max_prompts=3000" --set "eval.max_new_tokens=40")
-rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" wide_lrs="1e-4 2e-4 4e-4 8e-4" wide_sft_lrs="1e-4 4e-4 8e-4" wide_sft_weights="0.3 3.0" wide_dpo_weights="1.0 4.0" wide_dpo_lrs="4e-4 8e-4" wide_dpo_edges="8.0:4e-4 4.0:2e-4" control_lrs="1e-4 2e-4 4e-4 8e-4 1.6e-3" pass_counts="3 6" sft_weights="1.0 2.0 4.0 8.0"
+rounds=3 prompts=1500 grpo_steps=100 lrs="3e-5 1e-4 3e-4" grpo_lrs="3e-5 1e-4 2e-4" wide_lrs="1e-4 2e-4 4e-4 8e-4" wide_sft_lrs="1e-4 4e-4 8e-4" wide_sft_weights="0.3 3.0" wide_dpo_weights="1.0 4.0" wide_dpo_lrs="4e-4 8e-4" wide_dpo_edges="8.0:4e-4 4.0:2e-4" wide_dpo_betas="0.3 0.03 0.01" control_lrs="1e-4 2e-4 4e-4 8e-4 1.6e-3" pass_counts="3 6" sft_weights="1.0 2.0 4.0 8.0"
 small=()
 if [ "$quick" = 1 ]; then  # the pipeline at toy sizes (checks the script, not the settings)
-  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" wide_lrs="1e-4" wide_sft_lrs="1e-4" wide_sft_weights="3.0" wide_dpo_weights="4.0" wide_dpo_lrs="1e-4" wide_dpo_edges="" control_lrs="1e-4" pass_counts="2" sft_weights="1.0 2.0"
+  rounds=2 prompts=16 grpo_steps=2 lrs="1e-4" grpo_lrs="1e-4" wide_lrs="1e-4" wide_sft_lrs="1e-4" wide_sft_weights="3.0" wide_dpo_weights="4.0" wide_dpo_lrs="1e-4" wide_dpo_edges="" wide_dpo_betas="0.03" control_lrs="1e-4" pass_counts="2" sft_weights="1.0 2.0"
   small=(--set model.path=builtin:tiny --set generate.n=2 --set generate.max_new_tokens=8 --set train.micro_batch_size=4
          --set judge.best_min_score=1)  # the tiny model is never right: the control trains on its best anyway
   valid=(--set "eval.prompts=builtin:arith/prompts/valid/8" --set "eval.max_prompts=8" --set "eval.max_new_tokens=8")
@@ -168,17 +168,21 @@ bash scripts/sweep.sh --recipe recipes/demo/rft.yaml --command sft --out "$out/w
   --set eval.every=25 "${small[@]}" "${valid[@]}"
 # DPO + SFT on the pairs of the same candidates (best and worst of the 4 where they differ), one pass in the
 # control's steps: λ 1 and 4 × lr 4e-4 and 8e-4, then the edges λ 8 at 4e-4 and λ 4 at 2e-4 (added on 2026-12-03,
-# after docs/paper.md's other rows had been seen; recipes/demo/onpolicy_1024.yaml keeps λ 4 at 4e-4).
+# after docs/paper.md's other rows had been seen), then β 0.3, 0.03 and 0.01 at λ 4, lr 4e-4 (the recipe's β 0.1
+# so far; added after λ 4's test numbers had been seen). recipes/demo/onpolicy_1024.yaml keeps λ 4, lr 4e-4, β 0.03.
 pairs=$(wc -l < "$out/wide_candidates/pairs.jsonl")
 wide_dpo=(--recipe recipes/demo/onpolicy_1024.yaml --command dpo --out "$out/wide_dpo_sft" --name select-wide-dpo-sft
           --set "data.train=$out/wide_candidates/pairs.jsonl" --set data.eval=null --set "train.max_steps=$grpo_steps"
           --set "train.micro_batch_size=$(( pairs / grpo_steps > 0 ? pairs / grpo_steps : 1 ))" --set eval.every=25
           "${small[@]}" "${valid[@]}")
 bash scripts/sweep.sh "${wide_dpo[@]}" --param loss.sft_weight --values "$wide_dpo_weights" --param optim.lr \
-  --values "$wide_dpo_lrs"
-for edge in $wide_dpo_edges; do
-  bash scripts/sweep.sh "${wide_dpo[@]}" --param loss.sft_weight --values "${edge%:*}" --param optim.lr --values "${edge#*:}"
+  --values "$wide_dpo_lrs" --set loss.beta=0.1
+for edge in $wide_dpo_edges; do  # at the β the grid ran with, 0.1
+  bash scripts/sweep.sh "${wide_dpo[@]}" --param loss.sft_weight --values "${edge%:*}" --param optim.lr \
+    --values "${edge#*:}" --set loss.beta=0.1
 done
+bash scripts/sweep.sh "${wide_dpo[@]}" --param loss.beta --values "$wide_dpo_betas" --set loss.sft_weight=4.0 \
+  --set optim.lr=4e-4
 
 fi
 if part ppo; then

@@ -117,7 +117,7 @@ def wide(root: Path) -> list[str]:
     for sweep, name, family, keys in (
             ("grpo_wide", "GRPO", "rl, wider rollouts", grpo_keys),
             ("wide_dpo_sft", "DPO + SFT on the same candidates' pairs", "preference, on the wider control's candidates",
-             ("loss.sft_weight", "optim.lr")),
+             ("loss.sft_weight", "optim.lr", "loss.beta")),
             ("wide_control", "control: SFT on the best answers", "control at the wider rollouts' size", ("optim.lr",))):
         runs = [p for p in (root / sweep).glob("*") if (p / "metrics.jsonl").exists()]
         lr = lambda run: yaml.safe_load((run / "recipe.yaml").read_text())["optim"]["lr"]
@@ -219,8 +219,9 @@ def main() -> None:
         "made command by command (the commands of `--part wide`, about 40 minutes on 2 cores) and collected into "
         "this run's directory. Then DPO + SFT on the pairs of the control's candidates (best and worst of the 4 "
         "where they differ: 24,668 of the 51,200 problems), one pass in the control's 100 steps, at λ 1 and 4 × lr "
-        "4e-4 and 8e-4, then λ 8 at 4e-4 and λ 4 at 2e-4 (the grid's edges): added on 2026-12-03, after every other "
-        "row of docs/paper.md had been seen; run on their own (about 19 minutes on 2 cores).", "",
+        "4e-4 and 8e-4, then λ 8 at 4e-4 and λ 4 at 2e-4 (the grid's edges), all at β 0.1: added on 2026-12-03, "
+        "after every other row of docs/paper.md had been seen; run on their own (about 19 minutes on 2 cores); then "
+        "β 0.3, 0.03 and 0.01 at λ 4, lr 4e-4 (after that winner's test numbers had been seen; 11 minutes).", "",
         *part(args.root, "grpo_wide", lambda: wide(args.root)), "",
         "## PPO, rule reward", "",
         "On GRPO's problems, from the same base. The demo's PPO settings (`recipes/demo/ppo.yaml`: 32 responses an "

@@ -205,7 +205,8 @@ def test_select_sh_wide_part_in_quick_mode_and_its_table(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     runs = sorted(p.parent.relative_to(select).as_posix() for p in select.glob("*/*/metrics.jsonl"))
     assert runs == ["grpo_wide/lr=1e-4", "grpo_wide/rollout_prompts=8", "grpo_wide/sft_weight=1.0,lr=1e-4",
-                    "grpo_wide/sft_weight=3.0", "wide_control/lr=1e-4", "wide_dpo_sft/sft_weight=4.0,lr=1e-4"]
+                    "grpo_wide/sft_weight=3.0", "wide_control/lr=1e-4", "wide_dpo_sft/beta=0.03",
+                    "wide_dpo_sft/sft_weight=4.0,lr=1e-4"]
     for run in runs:  # each scored on validation from its start to its end (2 steps in quick mode)
         steps = [r["step"] for r in read_rows(select / run) if "eval/accuracy" in r]
         assert steps[0] == 0 and steps[-1] == 2
@@ -221,7 +222,7 @@ def test_select_sh_wide_part_in_quick_mode_and_its_table(tmp_path):
     assert page.count("| GRPO, lr 0.0004, rollout_prompts 8, group_size 2, sft_weight 3.0 | 0.") == 1
     assert "- **rl, wider rollouts**: GRPO, lr " in page
     assert "- **preference, on the wider control's candidates**: DPO + SFT on the same candidates' pairs, sft_weight " \
-        "4.0, lr 0.0001 (" in page
+        "4.0, lr " in page
     assert "- **control at the wider rollouts' size: the bar (not a candidate)**: control: SFT on the best answers, " \
         "lr 0.0001 (" in page
 
