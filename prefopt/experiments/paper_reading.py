@@ -259,8 +259,7 @@ def _wide_sft_term(summaries: list[dict]) -> str:
     """GRPO at 1,024 problems an update with the SFT term on its right answers, against its base and the control."""
     if not all("grpo_1024_sft" in s["selected"] for s in summaries):  # summaries from before this run
         return ""
-    against = _gain(summaries, "grpo_1024_sft", "rft_1024")
-    over_base = _over_base(summaries, "grpo_1024_sft")
+    against, over_base = _gain(summaries, "grpo_1024_sft", "rft_1024"), _over_base(summaries, "grpo_1024_sft")
     term = statistics.mean(v for s in summaries for _, v in s["selected"]["grpo_1024_sft"]["rollouts"]
                            ["grpo/sft_frac"])
     alone = _gain(summaries, "grpo_1024_sft", "grpo_1024")
@@ -279,9 +278,8 @@ def _wide_dpo_sft(summaries: list[dict]) -> str:
     if not all("dpo_sft_1024" in s["selected"] for s in summaries):  # summaries from before this run
         return ""
     against, over_base = _gain(summaries, "dpo_sft_1024", "rft_1024"), _over_base(summaries, "dpo_sft_1024")
-    run = [s["selected"]["dpo_sft_1024"] for s in summaries]
+    run, outcome = [s["selected"]["dpo_sft_1024"] for s in summaries], verdict(against)[1]
     chosen, rejected = ([r["curves"][f"eval/3d/delta_{side}"][-1][1] for r in run] for side in ("chosen", "rejected"))
-    outcome = verdict(against)[1]
     meaning = {"holds": "its own wrong answers teach it what training on its right ones does not.",
                "does not hold": "learning from the pairs trails training on every problem's right answer."}.get(
         outcome, "pushing the model away from its own wrong answers adds nothing measurable to its right ones.")
