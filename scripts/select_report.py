@@ -111,7 +111,7 @@ def grpo(root: Path, figure: Path) -> list[str]:
 
 def wide(root: Path) -> list[str]:
     """GRPO at 1024 problems × 2 an update, its control (the same problems' best answers, 100 steps) × lr, and DPO +
-    SFT on the pairs of the control's candidates × λ × lr."""
+    SFT on the pairs of the control's candidates × λ × lr × β."""
     lines = ["| run | validation accuracy every 25 steps (start first) |", "|---|---|"]
     grpo_keys = ("optim.lr", "grpo.rollout_prompts", "grpo.group_size", "grpo.sft_weight")
     for sweep, name, family, keys in (

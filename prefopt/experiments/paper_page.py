@@ -83,8 +83,9 @@ WIDE_DPO = (
     "the pinned seed-0 base, after every other row of this page had been seen: at β 0.1, validation accuracy 0.577 "
     "against 0.520 and 0.556 at λ 1 and lr 4e-4 and 8e-4, 0.556 at λ 4 and 8e-4, 0.576 at λ 8 and 0.533 at lr "
     "2e-4; then, after λ 4 at β 0.1 had read +9.9 ± 7.7 pp over the base and +0.4 ± 3.5 against the control here, "
-    "β 0.3, 0.03 and 0.01: 0.575, 0.591 and 0.579; the control's 0.581), against the same control. It was added to this page's run directories by the harness's own "
-    "function (`paper_selected.wide_dpo_sft`, 8 minutes for the three seeds), not timed in a whole run.")
+    "β 0.3, 0.03 and 0.01: 0.575, 0.591 and 0.579; the control's 0.581), against the same control. It was added "
+    "to this page's run directories by the harness's own function (`paper_selected.wide_dpo_sft`, 8 minutes for the "
+    "three seeds), not timed in a whole run.")
 
 
 def _onpolicy_settings() -> str:

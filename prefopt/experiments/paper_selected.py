@@ -85,11 +85,10 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
                    "responses": responses_drawn(seed.dir / "grpo", "grpo")}
     out["grpo_sft"] = with_sft_term(seed, sizes, eval_pairs, problems, grpo_sets)
     _, best = candidates(seed, "grpo_control", problems, sizes.grpo_problems, quick)
-    answers = count_rows(best)
-    one_pass = f"train.micro_batch_size={max(1, answers // sizes.grpo_steps)}"
-    seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps, one_pass)
+    batch = one_pass(count_rows(best), sizes.grpo_steps)
+    seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps, batch)
     out["rft_grpo"] = seed.accuracy(seed.dir / "rft_grpo" / "model", "eval_rft_grpo")
-    seed.train("sft", "recipes/demo/rft.yaml", "rft_long", best, "null", sizes.long_passes * sizes.grpo_steps, one_pass)
+    seed.train("sft", "recipes/demo/rft.yaml", "rft_long", best, "null", sizes.long_passes * sizes.grpo_steps, batch)
     out["rft_long"] = seed.accuracy(seed.dir / "rft_long" / "model", "eval_rft_long")
     out.update(after_control(seed, sizes, quick, eval_pairs, problems, grpo_sets))
     out.update(wider(seed, sizes, quick, eval_pairs))
@@ -160,8 +159,8 @@ def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
                                sizes.grpo_steps, sets, ("grpo/zero_std_frac", "grpo/accuracy")),
            "grpo_1024_sft": wide_sft_term(seed, sizes, eval_pairs, problems, sets)}
     pairs, best = candidates(seed, "candidates_1024", problems, sizes.wide_problems, quick)
-    batch = f"train.micro_batch_size={max(1, count_rows(best) // sizes.grpo_steps)}"
-    seed.train("sft", "recipes/demo/rft.yaml", "rft_1024", best, "null", sizes.grpo_steps, batch, *WIDE_CONTROL)
+    seed.train("sft", "recipes/demo/rft.yaml", "rft_1024", best, "null", sizes.grpo_steps,
+               one_pass(count_rows(best), sizes.grpo_steps), *WIDE_CONTROL)
     # what the base can sample on those problems, by operation: the right answers both GRPO and the control learn from
     samples = diagnose.operation_rates(diagnose.read_rows(seed.dir / "candidates_1024" / "generations.jsonl"))
     out["rft_1024"] = {**seed.accuracy(seed.dir / "rft_1024" / "model", "eval_rft_1024"), "samples_by_operation": samples}
@@ -172,11 +171,16 @@ def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
 def wide_dpo_sft(seed, sizes: Selected, eval_pairs, pairs: Path) -> dict:
     """DPO + SFT on the pairs of the wide control's candidates (recipes/demo/onpolicy_1024.yaml), one pass in the
     control's steps: the preference family at the size where the control is strongest, on the same samples."""
-    batch = f"train.micro_batch_size={max(1, count_rows(pairs) // sizes.grpo_steps)}"
+    count = count_rows(pairs)
     rows = seed.train("dpo", "recipes/demo/onpolicy_1024.yaml", "dpo_sft_1024", pairs, eval_pairs, sizes.grpo_steps,
-                      batch)
+                      one_pass(count, sizes.grpo_steps))
     return {**seed.accuracy(seed.dir / "dpo_sft_1024" / "model", "eval_dpo_sft_1024"), "curves": curves(rows, THREE_D),
-            "pairs": count_rows(pairs)}
+            "pairs": count}
+
+
+def one_pass(rows: int, steps: int) -> str:
+    """The micro-batch that makes `steps` steps one pass over `rows` rows (at least one row a step)."""
+    return f"train.micro_batch_size={max(1, rows // steps)}"
 
 
 def wide_sft_term(seed, sizes: Selected, eval_pairs, problems: str, sets: list) -> dict:
