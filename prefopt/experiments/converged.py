@@ -64,7 +64,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     _, best = paper_selected.candidates(here, "grpo_control", problems, sizes.problems, quick)
     answers = paper_selected.count_rows(best)
     rows = here.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.steps, *valid,
-                      f"train.micro_batch_size={max(1, answers // sizes.steps)}")
+                      paper_selected.one_pass(answers, sizes.steps))
     summary["rft_grpo"] = {**here.accuracy(here.dir / "rft_grpo" / "model", "eval_rft_grpo"), **curves(rows)}
     summary["base_loss"] = base_loss(here.base)
     write_atomic(here.dir / "summary.json", json.dumps(summary, indent=1))

@@ -75,7 +75,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     pairs, best = paper_selected.candidates(here, "candidates", problems, sizes.problems, quick)
     answers = paper_selected.count_rows(best)
     summary["candidates"] = {"pairs": paper_selected.count_rows(pairs), "best": answers, "problems": sizes.problems}
-    one_pass = f"train.micro_batch_size={max(1, answers // sizes.steps)}"  # GRPO's control: one pass in its steps
+    one_pass = paper_selected.one_pass(answers, sizes.steps)  # GRPO's control: one pass in its steps
 
     run = lambda name, *args: train(here, summary, valid, name, *args)
     run("grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps,
