@@ -20,7 +20,9 @@ fitted, prompts with a verifiable answer are plentiful. Per seed, each with its 
      longer control (`equal_steps`);
   7. the control first, then DPO + SFT from its model on pairs of 4 candidates it wrote for the same problems
      (docs/paper.md's after-control lr), against the longer control;
-  8. held-out accuracy of all (one greedy answer per test problem, rule judge), validation accuracy every 25 steps.
+  8. GRPO with an SFT term on its right answers (recipes/demo/grpo_sft.yaml, λ 1) against GRPO's control: the RL
+     method that learns from both signals DPO + SFT has (`with_sft_term`, added after the page's first runs);
+  9. held-out accuracy of all (one greedy answer per test problem, rule judge), validation accuracy every 25 steps.
 The GRPO shape (64 × 8 over the demo's 256 × 2) and DPO + SFT's 3 passes (over 1) were chosen on validation
 accuracy from a separate seed-0 base of the same recipe, before this harness ran, and so was 7's learning rate
 (3e-5 over 1e-4) from that base's control; docs/scarce.md lists them.
@@ -89,6 +91,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     run("rft_then_grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps, f"model.path={control}",
         f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
     equal_steps(here, summary, sizes, valid, problems)
+    with_sft_term(here, summary, sizes, valid, problems)
     # the same order for the DPO family: pairs on-policy for the control's model, DPO + SFT from it
     pairs, _ = paper_selected.candidates(here, "rft_candidates", problems, sizes.problems, quick, model=control)
     summary["rft_candidates"] = {"pairs": paper_selected.count_rows(pairs)}
@@ -114,6 +117,13 @@ def equal_steps(here: Seed, summary: dict, sizes: Sizes, valid: list[str], probl
     control = here.dir / "rft_grpo" / "model"
     train(here, summary, valid, "rft_then_grpo_equal", "grpo", "recipes/demo/grpo.yaml", problems,
           (sizes.long_passes - 1) * sizes.steps, f"model.path={control}",
+          f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
+
+
+def with_sft_term(here: Seed, summary: dict, sizes: Sizes, valid: list[str], problems: str) -> None:
+    """GRPO with an SFT term on its right answers (recipes/demo/grpo_sft.yaml's λ 1) at this page's GRPO shape,
+    against the same control: the RL analogue of DPO + SFT, which beats that control here at equal steps."""
+    train(here, summary, valid, "grpo_sft", "grpo", "recipes/demo/grpo_sft.yaml", problems, sizes.steps,
           f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
 
 

@@ -22,7 +22,8 @@ RUNS = [("shipped base (docs/paper.md's)", "shipped"), ("scarce-SFT base", "base
         ("longer control: continued SFT, more passes", "rft_long"),
         ("GRPO from the control's model", "rft_then_grpo"),
         ("GRPO from the control's model, as many steps in all as the longer control", "rft_then_grpo_equal"),
-        ("DPO + SFT from the control's model, on its own pairs", "rft_then_dpo_sft")]
+        ("DPO + SFT from the control's model, on its own pairs", "rft_then_dpo_sft"),
+        ("GRPO + SFT term on its right answers (λ 1)", "grpo_sft")]
 CHANGES = [("GRPO against its base", "grpo", "base"), ("GRPO's control against the base", "rft_grpo", "base"),
            ("**GRPO against its control**", "grpo", "rft_grpo"), ("DPO + SFT against its base", "dpo_sft", "base"),
            ("DPO + SFT's control against the base", "rft", "base"),
@@ -35,6 +36,9 @@ CHANGES = [("GRPO against its base", "grpo", "base"), ("GRPO's control against t
             "rft_then_grpo_equal", "rft_long"),
            ("DPO + SFT from the control's model against the one-pass control", "rft_then_dpo_sft", "rft_grpo"),
            ("**DPO + SFT from the control's model against the longer control**", "rft_then_dpo_sft", "rft_long"),
+           ("GRPO + SFT term against its base", "grpo_sft", "base"), ("GRPO + SFT term against GRPO", "grpo_sft", "grpo"),
+           ("**GRPO + SFT term against its control**", "grpo_sft", "rft_grpo"),
+           ("GRPO + SFT term against the longer control", "grpo_sft", "rft_long"),
            ("scarce-SFT base against the shipped base", "base", "shipped")]
 # Chosen on validation accuracy (1,000 problems) before this harness ran (2026-12-01), from a separate base built
 # by hand with the same SFT recipe for seed 0 (not bit-identical to the cached build: it ended at 0.374 on
@@ -99,6 +103,10 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool, ea
         f"problems, judged into pairs ({count_of('rft_candidates', 'pairs')}); DPO + SFT as above but at lr 3e-5 "
         "(chosen on validation, below), started from the control's model (its reference too), against the longer "
         "control. Its test numbers were first seen in the earlier run below.",
+        *(["- **GRPO + SFT term**: GRPO as above plus λ 1 × SFT on every rollout answer the judge scores 4-5 "
+           "(`recipes/demo/grpo_sft.yaml`, λ chosen on docs/paper.md's seed-0 validation split), against GRPO's "
+           "control. Added on 2026-12-03, after every other row's test numbers had been seen (DPO + SFT beat its "
+           "control, GRPO did not)."] if "grpo_sft" in summaries[0] else []),
         control_pages.evaluation(sizes),
         "- **Selection**, on validation accuracy from a separate seed-0 base of the same recipe (0.374 on validation; "
         "built by hand before the pin and before the page's first run; not chosen again since), end of run and best "
@@ -167,7 +175,23 @@ def reading(summaries: list[dict], sizes: dict) -> list[str]:
         f"{longer['grpo'][0]} pp against it ({longer['grpo'][1]}), DPO + SFT {longer['dpo_sft'][0]} pp "
         f"({longer['dpo_sft'][1]}).** " + _longer(beaten, still),
         *_after_control(summaries, sizes),
+        *(_sft_term(summaries) if "grpo_sft" in summaries[0] else []),
     ]
+
+
+def _sft_term(summaries: list[dict]) -> list[str]:
+    """GRPO with the SFT term against its base and its control (added later, where the run has it)."""
+    over, against, longer = (control_pages.change(summaries, "grpo_sft", other) for other in ("base", "rft_grpo", "rft_long"))
+    behind = control_pages.change(summaries, "rft_grpo", "grpo_sft")[1] == "holds"
+    zero = statistics.mean(v for s in summaries for _, v in s["grpo_sft"]["zero_std"])  # the term still trains them
+    return [f"- **GRPO + SFT term: {over[0]} pp over its base ({over[1]}), {against[0]} pp against its control "
+            f"({against[1]}), {longer[0]} pp against the longer control ({longer[1]}).** {zero:.0%} of its groups "
+            "scored the same. " + (
+                "With both signals, imitating its right answers and comparing them with its wrong ones, RL beats "
+                "imitation alone at equal steps, as DPO + SFT does here." if against[1] == "holds" else
+                "The control is still ahead on every seed." if behind else
+                "The term brings GRPO level with its control: comparing a problem's answers adds nothing measurable "
+                "on top of imitating its right ones.")]
 
 
 def _after_control(summaries: list[dict], sizes: dict) -> list[str]:

@@ -12,7 +12,7 @@ from tests.conftest import ROOT, clean_env
 
 
 def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=None, rft_then_dpo_sft=None,
-            rft_then_grpo_equal=None):
+            rft_then_grpo_equal=None, grpo_sft=None):
     """A seed's summary with the given 4-5-point rates (%) and short curves (GRPO and DPO + SFT after the control: by
     default level with the longer control)."""
     acc = lambda pct: {"score5": pct / 100, "score45": pct / 100}
@@ -26,7 +26,8 @@ def summary(seed, base, grpo, rft_grpo, dpo_sft, rft, rft_long, rft_then_grpo=No
             "rft_then_grpo": run(rft_long if rft_then_grpo is None else rft_then_grpo, [[10, 0.5]]),
             "rft_candidates": {"pairs": 1000 + 100 * seed},
             "rft_then_dpo_sft": run(rft_long if rft_then_dpo_sft is None else rft_then_dpo_sft),
-            **({} if rft_then_grpo_equal is None else {"rft_then_grpo_equal": run(rft_then_grpo_equal, [[10, 0.4]])})}
+            **({} if rft_then_grpo_equal is None else {"rft_then_grpo_equal": run(rft_then_grpo_equal, [[10, 0.4]])}),
+            **({} if grpo_sft is None else {"grpo_sft": run(grpo_sft, [[10, 0.3], [20, 0.2]])})}
 
 
 def test_the_page_reads_its_verdicts_from_worked_numbers():
@@ -130,6 +131,28 @@ def test_grpo_after_the_control_at_equal_steps_takes_the_verdict_on_grpo():
     assert "equal steps in all" not in page and "The same for 200 updates" not in page
 
 
+def test_grpo_with_the_sft_term_reads_against_its_control():
+    """Bases 40, 50, 60; GRPO's control 42, 52, 62; the longer control 45, 55, 65. GRPO + SFT term at 43.0, 53.0, 62.5:
+    − its control +1.0, +1.0, +0.5 → +0.8 ± 0.3, holds; − the base +3.0, +3.0, +2.5 → +2.8 ± 0.3, holds; − the
+    longer control −2.0, −2.0, −2.5 → −2.2 ± 0.3. Its groups with no signal: mean of 0.3 and 0.2 = 25 %. At 41, 51,
+    61 the control is ahead on every seed (−1.0 ± 0.0); at 43, 51, 62 it is level (+1.0, −1.0, +0.0). A run without
+    the row has neither its set-up line nor its bullet."""
+    at = lambda term: [summary(k, 40.0 + 10 * k, 45.0, 42.0 + 10 * k, 43.0, 42.0, 45.0 + 10 * k, grpo_sft=term[k])
+                       for k in range(3)]
+    page = scarce_page.markdown(at((43.0, 53.0, 62.5)), {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "| **GRPO + SFT term against its control** | +1.0 | +1.0 | +0.5 | +0.8 ± 0.3 | **holds** |" in page
+    assert "| GRPO + SFT term on its right answers (λ 1) | 43.0 | 53.0 | 62.5 | 52.8 ± 9.8 |" in page
+    assert "- **GRPO + SFT term: +2.8 ± 0.3 pp over its base (holds), +0.8 ± 0.3 pp against its control (holds), " \
+           "-2.2 ± 0.3 pp against the longer control" in page
+    assert "25% of its groups scored the same. With both signals" in page and "- **GRPO + SFT term**: GRPO" in page
+    page = scarce_page.markdown(at((41.0, 51.0, 61.0)), {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "The control is still ahead on every seed." in page
+    page = scarce_page.markdown(at((43.0, 51.0, 62.0)), {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "The term brings GRPO level with its control" in page
+    page = scarce_page.markdown(at((None,) * 3), {**Sizes().__dict__}, minutes=20, quick=False)
+    assert "GRPO + SFT term" not in page
+
+
 def test_the_committed_page_matches_its_summaries():
     committed = ROOT / "docs" / "scarce" / "summaries.json"
     if not committed.exists():
@@ -169,6 +192,8 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     # DPO + SFT's passes set its length; its control takes as many steps
     assert seed["dpo_sft"]["valid"][-1][0] == seed["rft"]["valid"][-1][0] > 0
     assert seed["grpo"]["zero_std"] and seed["grpo"]["train_accuracy"]
+    recipe = (tmp_path / "runs" / "seed0" / "grpo_sft" / "recipe.yaml").read_text()  # GRPO's shape, with the term
+    assert "sft_weight: 1.0" in recipe and "group_size: 4" in recipe and seed["grpo_sft"]["valid"][-1][0] == 2
     fresh = scarce_page.markdown(data["seeds"], data["sizes"], minutes=0, quick=True)
     assert _body(fresh) == _body((tmp_path / "docs" / "scarce.md").read_text())
 
