@@ -55,6 +55,10 @@ class Sizes:
     eval_every: int = 25
     long_passes: int = 3  # the longer control's passes over the best answers (one pass is GRPO's control)
 
+    def grpo_shape(self) -> list[str]:
+        """The recipe sets for every GRPO run of the page: its problems and answers an update."""
+        return [f"grpo.rollout_prompts={self.rollout_prompts}", f"grpo.group_size={self.group_size}"]
+
 
 QUICK = Sizes(base_steps=40, base_problems=64, eval_problems=16, problems=64, steps=2, rollout_prompts=2,
               group_size=4, eval_every=1, long_passes=2)
@@ -80,8 +84,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     one_pass = paper_selected.one_pass(answers, sizes.steps)  # GRPO's control: one pass in its steps
 
     run = lambda name, *args: train(here, summary, valid, name, *args)
-    run("grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps,
-        f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
+    run("grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps, *sizes.grpo_shape())
     run("rft_grpo", "sft", "recipes/demo/rft.yaml", best, sizes.steps, one_pass)
     steps = run("dpo_sft", "dpo", "recipes/demo/onpolicy.yaml", pairs, 0, *DPO_SFT, *toy)  # 0: the passes decide
     run("rft", "sft", "recipes/demo/rft.yaml", best, steps, *toy)
@@ -89,7 +92,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
     # the usual order, SFT on verified answers and then RL: GRPO from the control's model, as GRPO above
     control = here.dir / "rft_grpo" / "model"
     run("rft_then_grpo", "grpo", "recipes/demo/grpo.yaml", problems, sizes.steps, f"model.path={control}",
-        f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
+        *sizes.grpo_shape())
     equal_steps(here, summary, sizes, valid, problems)
     with_sft_term(here, summary, sizes, valid, problems)
     # the same order for the DPO family: pairs on-policy for the control's model, DPO + SFT from it
@@ -116,15 +119,14 @@ def equal_steps(here: Seed, summary: dict, sizes: Sizes, valid: list[str], probl
     control had levelled off, so its shortfall may be the steps, not the method."""
     control = here.dir / "rft_grpo" / "model"
     train(here, summary, valid, "rft_then_grpo_equal", "grpo", "recipes/demo/grpo.yaml", problems,
-          (sizes.long_passes - 1) * sizes.steps, f"model.path={control}",
-          f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
+          (sizes.long_passes - 1) * sizes.steps, f"model.path={control}", *sizes.grpo_shape())
 
 
 def with_sft_term(here: Seed, summary: dict, sizes: Sizes, valid: list[str], problems: str) -> None:
     """GRPO with an SFT term on its right answers (recipes/demo/grpo_sft.yaml's λ 1) at this page's GRPO shape,
     against the same control: the RL analogue of DPO + SFT, which beats that control here at equal steps."""
     train(here, summary, valid, "grpo_sft", "grpo", "recipes/demo/grpo_sft.yaml", problems, sizes.steps,
-          f"grpo.rollout_prompts={sizes.rollout_prompts}", f"grpo.group_size={sizes.group_size}")
+          *sizes.grpo_shape())
 
 
 def main(argv=None) -> None:
