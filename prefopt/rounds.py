@@ -62,6 +62,8 @@ def _write(out: Path, summaries: list[dict]) -> None:
     lines += ["| " + " | ".join(fmt(s[k]) for k in ("round", "pairs", "start/eval/accuracy", *COLUMNS)) + " |"
               for s in summaries]
     (out / "rounds.md").write_text("\n".join(lines) + "\n")
+    from matplotlib.ticker import MaxNLocator
+
     from prefopt.plots import plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -74,6 +76,8 @@ def _write(out: Path, summaries: list[dict]) -> None:
         axes[1].plot(rounds, [s[key] for s in summaries], marker="o", label=key.split("/")[-1])
     axes[1].set(title="log π - log π_ref on the round's pairs", xlabel="round")
     axes[1].legend()
+    for ax in axes:  # rounds are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(out / "rounds.png", dpi=80)
     plt.close(fig)

@@ -9,7 +9,8 @@
 #   1. one pass over one round of on-policy pairs: DPO, DPOP, IPO and DPO + SFT × lr (scripts/sweep.sh); then more
 #      passes over the same pairs: DPO + SFT × passes (3, 6) × λ (1, 2, 4, 8), and DPO, IPO and the control at 3 passes;
 #   2. three on-policy rounds (scripts/onpolicy_rounds.py) of DPOP, DPO + SFT and IPO at lr 3e-5, 1e-4, 3e-4, and
-#      of the continued-SFT control (best answers only) at the same rates;
+#      of the continued-SFT control (best answers only) at the same rates, one pass a round; then the shipped
+#      DPO + SFT recipe as it stands (6 passes a round, λ 8, lr 1e-4) and the control at its passes and rate;
 #   3. GRPO: lr × rollout shape (128 prompts × 4, 256 × 2 or 64 × 8), 100 updates (scripts/sweep.sh); then hotter
 #      rollouts (temperature 1.5, 2.0), and an SFT term on the rollout's right answers (λ 0.3, 1 at 256 × 2;
 #      λ 1 at 128 × 4);
@@ -93,6 +94,13 @@ for lr in $lrs; do
   "$PY" scripts/onpolicy_rounds.py --recipe recipes/demo/rft.yaml "${round_args[@]}" --out "$out/rounds_rft/lr=$lr" \
     --set "optim.lr=$lr" --command sft
 done
+# 2b. The shipped recipe as it stands (recipes/demo/onpolicy.yaml: 6 passes, λ 8, lr 1e-4, part 1's winner), the
+#     rounds a user gets, and the control at the same passes and rate (added on 2026-12-03, after docs/paper.md's
+#     test numbers had been seen).
+as_shipped=(--prompts "builtin:arith/prompts/train/$prompts/{round}" --rounds "$rounds" "${small[@]}" "${valid[@]}")
+"$PY" scripts/onpolicy_rounds.py --recipe recipes/demo/onpolicy.yaml "${as_shipped[@]}" --out "$out/rounds_recipe/lr=1e-4"
+"$PY" scripts/onpolicy_rounds.py --recipe recipes/demo/rft.yaml "${as_shipped[@]}" --out "$out/rounds_rft_recipe/lr=1e-4" \
+  --command sft
 
 fi
 gsmall=()

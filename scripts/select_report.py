@@ -1,24 +1,28 @@
 """Write docs/selection.md from a finished `scripts/select.sh` run: the grids, their validation accuracy, the curves.
 
-    python scripts/select_report.py runs/select docs [--minutes M]
+    python scripts/select_report.py runs/select docs [--minutes M] [--keep docs/selection.md]
 
 Every number is validation accuracy (greedy answers to every problem of `builtin:arith/prompts/valid` once, rule
 judge, 4-5 points); the test split is read by nothing here. A part the run left out (select.sh --part) is named, with
-where its last table is.
+where its last table is; with --keep, its section is the earlier page's, marked as kept, and each family's winner is
+chosen over both runs (so one part can be run again without running the others).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import yaml
+from kept_page import KEPT, kept_rankings, kept_section
 
 from prefopt.rundir import read_metrics
 
 ROUND_FAMILIES = {"rounds_dpop": "DPOP", "rounds_dpo_sft": "DPO + SFT", "rounds_ipo": "IPO (τ 0.5)",
-                  "rounds_rft": "control: SFT on the best answers"}
+                  "rounds_rft": "control: SFT on the best answers", "rounds_recipe": "DPO + SFT, the recipe (6 passes, λ 8)",
+                  "rounds_rft_recipe": "control: SFT on the best answers, 6 passes"}
 
 
 def _accuracy(run: Path) -> list[tuple[int, float]]:
@@ -32,7 +36,8 @@ def _swept(run: Path, keys: tuple[str, ...]) -> str:
 
 
 # final validation accuracy per family; the control is the bar a family must clear, not a candidate
-ENDS: dict[str, list[tuple[float, str]]] = {"preference": [], "rl": [], "control": [], "rl, wider rollouts": [],
+ENDS: dict[str, list[tuple[float, str]]] = {"preference": [], "rl": [], "control": [], "preference, three rounds": [],
+                                            "control over three rounds": [], "rl, wider rollouts": [],
                                             "preference, on the wider control's candidates": [],
                                             "control at the wider rollouts' size": []}
 
@@ -71,20 +76,29 @@ def passes(root: Path) -> list[str]:
     return lines
 
 
-def rounds(root: Path) -> list[str]:
+def rounds(root: Path, figure: Path) -> list[str]:
     lines = ["| rounds of | lr | validation accuracy after rounds 0, 1, 2 (base first) |", "|---|---|---|"]
-    rates = sorted({p.name for family in ROUND_FAMILIES for p in (root / family).glob("lr=*")})
-    missing = [f"{name} at {rate[3:]}" for family, name in ROUND_FAMILIES.items() for rate in rates
+    grid = list(ROUND_FAMILIES)[:4]  # the families × rates grid; the recipe's two runs come after it, at its lr
+    rates = sorted({p.name for family in grid for p in (root / family).glob("lr=*")})
+    missing = [f"{ROUND_FAMILIES[family]} at {rate[3:]}" for family in grid for rate in rates
                if not (root / family / rate / "rounds.json").exists()]
-    for family, name in ROUND_FAMILIES.items():
-        for run in sorted(p for p in (root / family).glob("lr=*") if (p / "rounds.json").exists()):
+    for directory, name in ROUND_FAMILIES.items():
+        for run in sorted(p for p in (root / directory).glob("lr=*") if (p / "rounds.json").exists()):
             summary = json.loads((run / "rounds.json").read_text())
             accs = [summary[0]["start/eval/accuracy"]] + [s["eval/accuracy"] for s in summary]
             lines.append(f"| {name} | {run.name[3:]} | " + " → ".join(f"{a:.3f}" for a in accs) + " |")
-            if family != "rounds_rft":
-                ENDS["preference"].append((accs[-1], f"{name}, {len(summary)} rounds, lr {run.name[3:]}"))
+            family = "control over three rounds" if name.startswith("control") else "preference, three rounds"
+            ENDS[family].append((accs[-1], f"{name}, {len(summary)} rounds, lr {run.name[3:]}"))
     if missing:  # a run that did not finish is said, not left out silently
         lines += ["", "Did not finish in this run (left out of the ranking): " + ", ".join(missing) + "."]
+    recipe = root / "rounds_recipe" / "lr=1e-4"
+    if (recipe / "rounds.md").exists():  # the per-round table and plot scripts/onpolicy_rounds.py writes
+        shutil.copyfile(recipe / "rounds.png", figure)
+        lines += ["", "The recipe's rounds as `scripts/onpolicy_rounds.py` reports them: each round's pairs, validation "
+                  "accuracy before and after it, and the 3D metrics on the round's own pairs (Δ log π of the chosen and "
+                  "rejected answers against the round's reference, the share of chosen answers below it):", "",
+                  *(recipe / "rounds.md").read_text().splitlines(), "",
+                  f"![the recipe's rounds]({figure.parent.name}/{figure.name})"]
     return lines
 
 
@@ -143,6 +157,12 @@ def ppo(root: Path) -> list[str]:
     return lines
 
 
+# each section's heading and the select.sh --part that runs it, with the directory the part writes first
+PARTS = {"## One pass over one round of on-policy pairs": ("pairs", "one_pass_dpo"),
+         "## More passes over the same pairs": ("pairs", "passes_dpo_sft"),
+         "## Three on-policy rounds": ("rounds", "rounds_rft"), "## GRPO, rule reward, 100 updates": ("grpo", "grpo"),
+         "## GRPO with wider rollouts, and its control at that size": ("wide", "grpo_wide"),
+         "## PPO, rule reward": ("ppo", "ppo")}
 EARLIER = ("`git show 2c713b5:docs/selection.md` has this part's last run: a base built before the CPU arithmetic was "
            "pinned, validation on 1,000 draws")
 
@@ -155,11 +175,17 @@ def ranking(family: str) -> str:
     return f"- **{title}**: {ranked[0][1]} ({ranked[0][0]:.3f})" + (f"; then {rest}." if rest else ".")
 
 
-def part(root: Path, directory: str, render) -> list[str]:
-    """A section's lines, or one line saying this run left the part out."""
+def rankings(earlier: list[str]) -> list[str]:
+    """The 'What was chosen' bullets: each family's winner over this run's parts and the earlier page's rankings."""
+    kept_rankings(earlier, ENDS)
+    return [ranking(family) for family in ENDS if ENDS[family]]
+
+
+def part(root: Path, directory: str, render, earlier: list[str] | None = None) -> list[str]:
+    """A section's lines; where this run left the part out, the earlier page's (`--keep`), or a line saying so."""
     if (root / directory).exists():
         return render()
-    return [f"Not in this run (`scripts/select.sh --part`); {EARLIER}."]
+    return [KEPT, "", *earlier] if earlier else [f"Not in this run (`scripts/select.sh --part`); {EARLIER}."]
 
 
 def main() -> None:
@@ -167,14 +193,23 @@ def main() -> None:
     ap.add_argument("root", type=Path)
     ap.add_argument("docs", type=Path)
     ap.add_argument("--minutes", type=float)
+    ap.add_argument("--keep", type=Path, help="an earlier page: the sections of the parts this run left out are kept")
     args = ap.parse_args()
+    earlier = args.keep.read_text().splitlines() if args.keep else []
+    ran = list(dict.fromkeys(name for name, directory in PARTS.values() if (args.root / directory).exists()))
+    keeps = any(kept_section(earlier, heading) for heading, (_, directory) in PARTS.items()
+                if not (args.root / directory).exists())
+    keep = lambda directory: kept_section(earlier, next(h for h, (_, d) in PARTS.items() if d == directory))
     (args.docs / "selection").mkdir(parents=True, exist_ok=True)
     figure = args.docs / "selection" / "grpo_valid.png"
     took = f" in {args.minutes:.0f} minutes" if args.minutes else ""
     page = [
         "# Choosing the demo's settings on the validation split", "",
         "<!-- Generated by scripts/select_report.py from a scripts/select.sh run; do not edit by hand. -->",
-        f"`scripts/select.sh` ran{took} on a 2-core CPU from `builtin:arith-base` (seed 0). Every number below is "
+        f"`scripts/select.sh{''.join(' --part ' + name for name in ran) if keeps else ''}` ran{took} on a 2-core CPU from "
+        "`builtin:arith-base` (seed 0)" + ("; the other sections are kept, as they were, from the page it updated "
+                                           "(`select_report.py --keep`)" if keeps else "") + ". "
+        "Every number below is "
         "validation accuracy: greedy answers to every problem of `builtin:arith/prompts/valid` once (2,081, a tenth "
         "of all problems, disjoint from train and test), 4-5 points by the rule judge, logged as `eval/accuracy` "
         "during training. The base and every run use the pinned CPU arithmetic (prefopt/cpu_pin.py). "
@@ -183,18 +218,21 @@ def main() -> None:
         "## One pass over one round of on-policy pairs", "",
         "4 candidates (temperature 1) for 1,500 training problems from the base, best/worst pairs by the rule "
         "judge, one pass at batch 32; evaluated every 10 steps.", "",
-        *part(args.root, "one_pass_dpo", lambda: one_pass(args.root)), "",
+        *part(args.root, "one_pass_dpo", lambda: one_pass(args.root), keep("one_pass_dpo")), "",
         "## More passes over the same pairs", "",
         "The same pairs at lr 1e-4 over 3 and 6 passes (one pass of DPO + SFT was still rising at its end in the first "
         "search), with the "
         "SFT term at λ 1, 2, 4 and 8 (8 added after the first run of this grid: its winner, λ 4, was on its edge); "
         "then vanilla DPO, IPO and the control (continued SFT on the judged-best answers, "
         "its own data) at 3 passes. A pass is about 20 steps at batch 32.", "",
-        *part(args.root, "passes_dpo_sft", lambda: passes(args.root)), "",
+        *part(args.root, "passes_dpo_sft", lambda: passes(args.root), keep("passes_dpo_sft")), "",
         "## Three on-policy rounds", "",
         "Each round: 4 candidates for 1,500 new training problems from the last round's model, one pass over its "
-        "pairs against the model the round started from (the control trains on each round's best answers).", "",
-        *part(args.root, "rounds_rft", lambda: rounds(args.root)), "",
+        "pairs against the model the round started from (the control trains on each round's best answers); then the "
+        "shipped DPO + SFT recipe as it stands, 6 passes a round at λ 8 and lr 1e-4, and the control at its passes "
+        "and rate (added on 2026-12-03, after docs/paper.md's test numbers had been seen). Three rounds take three "
+        "times the candidates and steps of one; the demo runs one.", "",
+        *part(args.root, "rounds_rft", lambda: rounds(args.root, figure.with_name("rounds.png")), keep("rounds_rft")), "",
         "## GRPO, rule reward, 100 updates", "",
         "The learning rate at 128 problems × 4 answers an update; then the same 512 answers as 256 × 2 and 64 × 8; "
         "then hotter rollouts (temperature 1.5 and 2.0), since the base samples almost deterministically and most "
@@ -202,7 +240,7 @@ def main() -> None:
         "answers (`grpo.sft_weight` λ 0.3 and 1 at 256 × 2, λ 1 at 128 × 4), which trains on the answers of "
         "all-right groups as the control does.",
         "", *part(args.root, "grpo", lambda: grpo(args.root, figure) + [
-            "", f"![GRPO validation curves]({figure.relative_to(args.docs).as_posix()})"]), "",
+            "", f"![GRPO validation curves]({figure.relative_to(args.docs).as_posix()})"], keep("grpo")), "",
         "## GRPO with wider rollouts, and its control at that size", "",
         "About 3/4 of the 2-answer groups above score the same and carry no signal, so GRPO learns from about 60 "
         "problems an update. Here each update draws 1,024 problems × 2 answers (4 micro-batches, still one policy "
@@ -222,7 +260,7 @@ def main() -> None:
         "4e-4 and 8e-4, then λ 8 at 4e-4 and λ 4 at 2e-4 (the grid's edges), all at β 0.1: added on 2026-12-03, "
         "after every other row of docs/paper.md had been seen; run on their own (about 19 minutes on 2 cores); then "
         "β 0.3, 0.03 and 0.01 at λ 4, lr 4e-4 (after that winner's test numbers had been seen; 11 minutes).", "",
-        *part(args.root, "grpo_wide", lambda: wide(args.root)), "",
+        *part(args.root, "grpo_wide", lambda: wide(args.root), keep("grpo_wide")), "",
         "## PPO, rule reward", "",
         "On GRPO's problems, from the same base. The demo's PPO settings (`recipes/demo/ppo.yaml`: 32 responses an "
         "update, 2 minibatches × 2 epochs, so 4 policy steps an update, lr 5e-5) for its 40 updates; then 8 times "
@@ -230,13 +268,13 @@ def main() -> None:
         "at lr 5e-5 and 2e-4; then the winner for 100 updates, GRPO's count. Added on 2026-12-03, after docs/paper.md "
         "had shown the demo's settings below the base on the test split (the reason for the search); run on its own "
         "with the commands of `--part ppo` (about 28 minutes on 2 cores), not timed in the run above.", "",
-        *part(args.root, "ppo", lambda: ppo(args.root)), "",
+        *part(args.root, "ppo", lambda: ppo(args.root), keep("ppo")), "",
         "## What was chosen", "",
         "The rule: per family, the run with the best validation accuracy at its end (a run's best step would need "
         "`train.keep_best`, which the demo does not use). Differences of a point or two "
         "are within the noise of 2,081 problems (a standard error of about 1 point each), so the ranking below "
         "the winners says little.", "",
-        *(ranking(family) for family in ENDS if ENDS[family]), "",
+        *rankings(earlier), "",
     ]
     (args.docs / "selection.md").write_text("\n".join(page))
     print(args.docs / "selection.md")

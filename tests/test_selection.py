@@ -234,3 +234,76 @@ def test_select_sh_names_its_parts_and_refuses_others(tmp_path):
                          env={**clean_env(), "PYTHON": sys.executable}, capture_output=True, text=True)
     assert res.returncode == 2 and "--part takes pairs, rounds, grpo, wide or ppo, not 'dpo'" in res.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_select_sh_rounds_part_in_quick_mode_and_its_table(tmp_path):
+    """`scripts/select.sh --quick --part rounds` runs each family × lr for its rounds, then the shipped DPO + SFT
+    recipe as it stands (6 passes, λ 8) and the control at its passes on each round's judged-best answers;
+    select_report.py tables every run and adds the recipe's per-round table (pairs, accuracy, 3D metrics) and plot."""
+    select = tmp_path / "select"
+    res = subprocess.run(["bash", "scripts/select.sh", "--quick", "--part", "rounds", "--out", str(select)], cwd=ROOT,
+                         env={**clean_env(), "PYTHON": sys.executable}, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    families = ["rounds_dpo_sft", "rounds_dpop", "rounds_ipo", "rounds_recipe", "rounds_rft", "rounds_rft_recipe"]
+    assert sorted(p.parent.parent.name for p in select.glob("*/lr=1e-4/rounds.json")) == families
+    for family in families:  # quick mode: 2 rounds, the second from the first one's model
+        assert [r["round"] for r in json.loads((select / family / "lr=1e-4" / "rounds.json").read_text())] == [0, 1]
+    recipe = load_recipe(select / "rounds_recipe" / "lr=1e-4" / "round1" / "train" / "recipe.yaml")
+    assert (recipe.train.epochs, recipe.loss.sft_weight, recipe.optim.lr) == (6, 8.0, 1e-4)
+    assert recipe.model.path == str(select / "rounds_recipe" / "lr=1e-4" / "round0" / "train" / "model")
+    control = load_recipe(select / "rounds_rft_recipe" / "lr=1e-4" / "round0" / "train" / "recipe.yaml")
+    assert control.train.epochs == 6 and control.data.train.endswith("round0/judge/best.jsonl")
+    res = subprocess.run([sys.executable, "scripts/select_report.py", str(select), str(tmp_path / "docs")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    page = (tmp_path / "docs" / "selection.md").read_text()
+    assert page.count("| DPO + SFT, the recipe (6 passes, λ 8) | 1e-4 | ") == 1
+    assert page.count("| control: SFT on the best answers, 6 passes | 1e-4 | ") == 1
+    assert "| round | pairs | accuracy before | eval/accuracy | eval/3d/delta_chosen |" in page
+    assert (tmp_path / "docs" / "selection" / "rounds.png").stat().st_size > 0
+    assert "- **control over three rounds: the bar (not a candidate)**: control: SFT on the best answers" in page
+
+
+def test_select_report_keep_updates_one_part_and_keeps_the_others(tmp_path):
+    """`select_report.py --keep PAGE` after `select.sh --part rounds`: the rounds section comes from this run, a
+    section the earlier page holds a run of is kept verbatim (marked), one it does not hold says it was not run, and
+    each family is ranked over both. Worked numbers: the earlier page ranks three rounds of DPOP at 0.450 and DPO + SFT
+    at 0.300; this run's DPO + SFT ends at 0.500 (replacing the earlier run of that name), so the family reads 0.500
+    then 0.450; its control ends at 0.420, a bar of its own; the one-round families are the earlier page's. Keeping
+    the new page again writes the same page."""
+    earlier = tmp_path / "earlier.md"
+    earlier.write_text("\n".join([
+        "# Choosing", "", "intro", "", "## One pass over one round of on-policy pairs", "", "description", "",
+        "| loss | lr | validation accuracy: start → best (step) → end |", "|---|---|---|",
+        "| DPO | 0.0001 | 0.369 → 0.369 (0) → 0.309 |", "", "## Three on-policy rounds", "", "description", "",
+        "Not in this run (`scripts/select.sh --part`); see git.", "", "## What was chosen", "", "rule", "",
+        "- **preference**: DPO + SFT, 6 passes, λ 8.0, lr 1e-4 (0.427); then DPO, 1 pass, lr 1e-4 (0.309).",
+        "- **preference, three rounds**: DPOP, 3 rounds, lr 3e-5 (0.450); then DPO + SFT, 3 rounds, lr 1e-4 (0.300).",
+        "- **rl**: GRPO, lr 0.0001 (0.487).", ""]))
+    select = tmp_path / "select"
+    for family, accs in {"rounds_dpo_sft": [0.30, 0.45, 0.50], "rounds_rft": [0.31, 0.40, 0.42]}.items():
+        (select / family / "lr=1e-4").mkdir(parents=True)
+        rounds = [{"round": r, "start/eval/accuracy": 0.369, "eval/accuracy": a} for r, a in enumerate(accs)]
+        (select / family / "lr=1e-4" / "rounds.json").write_text(json.dumps(rounds))
+
+    def report(page, docs):
+        res = subprocess.run([sys.executable, "scripts/select_report.py", str(select), str(docs), "--keep", str(page),
+                              "--minutes", "30"], cwd=ROOT, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-3000:]
+        return (docs / "selection.md").read_text()
+
+    page = report(earlier, tmp_path / "docs")
+    assert "`scripts/select.sh --part rounds` ran in 30 minutes" in page and "kept, as they were" in page
+    assert "| DPO + SFT | 1e-4 | 0.369 → 0.300 → 0.450 → 0.500 |" in page
+    assert "| control: SFT on the best answers | 1e-4 | 0.369 → 0.310 → 0.400 → 0.420 |" in page
+    kept = "_Kept from the page this run updated (`select_report.py --keep`): not run this time._"
+    assert f"{kept}\n\n| loss | lr | validation accuracy: start → best (step) → end |\n|---|---|---|\n" \
+        "| DPO | 0.0001 | 0.369 → 0.369 (0) → 0.309 |\n\n## More passes" in page
+    assert page.count(kept) == 1 and page.count("Not in this run") == 4  # passes, GRPO, wide, PPO
+    assert "- **preference**: DPO + SFT, 6 passes, λ 8.0, lr 1e-4 (0.427); then DPO, 1 pass, lr 1e-4 (0.309)." in page
+    assert "- **preference, three rounds**: DPO + SFT, 3 rounds, lr 1e-4 (0.500); then DPOP, 3 rounds, lr 3e-5 " \
+        "(0.450)." in page
+    assert "- **control over three rounds: the bar (not a candidate)**: control: SFT on the best answers, 3 rounds, " \
+        "lr 1e-4 (0.420)." in page
+    assert "- **rl**: GRPO, lr 0.0001 (0.487)." in page
+    assert report(tmp_path / "docs" / "selection.md", tmp_path / "again") == page
