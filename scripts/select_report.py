@@ -181,11 +181,12 @@ def rankings(earlier: list[str]) -> list[str]:
     return [ranking(family) for family in ENDS if ENDS[family]]
 
 
-def part(root: Path, directory: str, render, earlier: list[str] | None = None) -> list[str]:
+def part(root: Path, directory: str, render, earlier: list[str]) -> list[str]:
     """A section's lines; where this run left the part out, the earlier page's (`--keep`), or a line saying so."""
     if (root / directory).exists():
         return render()
-    return [KEPT, "", *earlier] if earlier else [f"Not in this run (`scripts/select.sh --part`); {EARLIER}."]
+    kept = kept_section(earlier, next(heading for heading, (_, d) in PARTS.items() if d == directory))
+    return [KEPT, "", *kept] if kept else [f"Not in this run (`scripts/select.sh --part`); {EARLIER}."]
 
 
 def main() -> None:
@@ -199,7 +200,6 @@ def main() -> None:
     ran = list(dict.fromkeys(name for name, directory in PARTS.values() if (args.root / directory).exists()))
     keeps = any(kept_section(earlier, heading) for heading, (_, directory) in PARTS.items()
                 if not (args.root / directory).exists())
-    keep = lambda directory: kept_section(earlier, next(h for h, (_, d) in PARTS.items() if d == directory))
     (args.docs / "selection").mkdir(parents=True, exist_ok=True)
     figure = args.docs / "selection" / "grpo_valid.png"
     took = f" in {args.minutes:.0f} minutes" if args.minutes else ""
@@ -218,21 +218,21 @@ def main() -> None:
         "## One pass over one round of on-policy pairs", "",
         "4 candidates (temperature 1) for 1,500 training problems from the base, best/worst pairs by the rule "
         "judge, one pass at batch 32; evaluated every 10 steps.", "",
-        *part(args.root, "one_pass_dpo", lambda: one_pass(args.root), keep("one_pass_dpo")), "",
+        *part(args.root, "one_pass_dpo", lambda: one_pass(args.root), earlier), "",
         "## More passes over the same pairs", "",
         "The same pairs at lr 1e-4 over 3 and 6 passes (one pass of DPO + SFT was still rising at its end in the first "
         "search), with the "
         "SFT term at λ 1, 2, 4 and 8 (8 added after the first run of this grid: its winner, λ 4, was on its edge); "
         "then vanilla DPO, IPO and the control (continued SFT on the judged-best answers, "
         "its own data) at 3 passes. A pass is about 20 steps at batch 32.", "",
-        *part(args.root, "passes_dpo_sft", lambda: passes(args.root), keep("passes_dpo_sft")), "",
+        *part(args.root, "passes_dpo_sft", lambda: passes(args.root), earlier), "",
         "## Three on-policy rounds", "",
         "Each round: 4 candidates for 1,500 new training problems from the last round's model, one pass over its "
         "pairs against the model the round started from (the control trains on each round's best answers); then the "
         "shipped DPO + SFT recipe as it stands, 6 passes a round at λ 8 and lr 1e-4, and the control at its passes "
         "and rate (added on 2026-12-03, after docs/paper.md's test numbers had been seen). Three rounds take three "
         "times the candidates and steps of one; the demo runs one.", "",
-        *part(args.root, "rounds_rft", lambda: rounds(args.root, figure.with_name("rounds.png")), keep("rounds_rft")), "",
+        *part(args.root, "rounds_rft", lambda: rounds(args.root, figure.with_name("rounds.png")), earlier), "",
         "## GRPO, rule reward, 100 updates", "",
         "The learning rate at 128 problems × 4 answers an update; then the same 512 answers as 256 × 2 and 64 × 8; "
         "then hotter rollouts (temperature 1.5 and 2.0), since the base samples almost deterministically and most "
@@ -240,7 +240,7 @@ def main() -> None:
         "answers (`grpo.sft_weight` λ 0.3 and 1 at 256 × 2, λ 1 at 128 × 4), which trains on the answers of "
         "all-right groups as the control does.",
         "", *part(args.root, "grpo", lambda: grpo(args.root, figure) + [
-            "", f"![GRPO validation curves]({figure.relative_to(args.docs).as_posix()})"], keep("grpo")), "",
+            "", f"![GRPO validation curves]({figure.relative_to(args.docs).as_posix()})"], earlier), "",
         "## GRPO with wider rollouts, and its control at that size", "",
         "About 3/4 of the 2-answer groups above score the same and carry no signal, so GRPO learns from about 60 "
         "problems an update. Here each update draws 1,024 problems × 2 answers (4 micro-batches, still one policy "
@@ -260,7 +260,7 @@ def main() -> None:
         "4e-4 and 8e-4, then λ 8 at 4e-4 and λ 4 at 2e-4 (the grid's edges), all at β 0.1: added on 2026-12-03, "
         "after every other row of docs/paper.md had been seen; run on their own (about 19 minutes on 2 cores); then "
         "β 0.3, 0.03 and 0.01 at λ 4, lr 4e-4 (after that winner's test numbers had been seen; 11 minutes).", "",
-        *part(args.root, "grpo_wide", lambda: wide(args.root), keep("grpo_wide")), "",
+        *part(args.root, "grpo_wide", lambda: wide(args.root), earlier), "",
         "## PPO, rule reward", "",
         "On GRPO's problems, from the same base. The demo's PPO settings (`recipes/demo/ppo.yaml`: 32 responses an "
         "update, 2 minibatches × 2 epochs, so 4 policy steps an update, lr 5e-5) for its 40 updates; then 8 times "
@@ -268,7 +268,7 @@ def main() -> None:
         "at lr 5e-5 and 2e-4; then the winner for 100 updates, GRPO's count. Added on 2026-12-03, after docs/paper.md "
         "had shown the demo's settings below the base on the test split (the reason for the search); run on its own "
         "with the commands of `--part ppo` (about 28 minutes on 2 cores), not timed in the run above.", "",
-        *part(args.root, "ppo", lambda: ppo(args.root), keep("ppo")), "",
+        *part(args.root, "ppo", lambda: ppo(args.root), earlier), "",
         "## What was chosen", "",
         "The rule: per family, the run with the best validation accuracy at its end (a run's best step would need "
         "`train.keep_best`, which the demo does not use). Differences of a point or two "
