@@ -10,8 +10,6 @@ import json
 import statistics
 from pathlib import Path
 
-import yaml
-
 from prefopt.experiments.paper_reading import reading
 from prefopt.experiments.paper_report import (
     SCENARIOS,
@@ -23,80 +21,7 @@ from prefopt.experiments.paper_report import (
     sweep_of,
     tables,
 )
-
-# the settings of the runs that start from the control's model, and the validation numbers that chose them (seed 0,
-# from the control's model, before the test runs; prefopt/experiments/paper_selected.py's AFTER_CONTROL_*)
-AFTER_CONTROL = (
-    "The control first, then each family from its model (chosen on 2026-12-01 from seed 0's base as it was built "
-    "before the CPU arithmetic was pinned): GRPO at 64 problems × 8 answers (validation accuracy on "
-    "seed 0 from the control's 0.333: 0.345, over the demo's 256 × 2 at 0.320), and DPO + SFT on pairs of 4 "
-    "candidates from the control's model for the selected DPO + SFT's problems, 3 passes at λ 2, lr 3e-5 (0.353, over "
-    "lr 1e-4 at 0.315 and one pass at 1e-4 at 0.344); both against a longer control, 3 passes over the control's "
-    "best answers (0.362 on the same validation, ahead of both before the test runs). Nothing else was tried.")
-
-# GRPO after the control for as many steps in all as the longer control (paper_selected.equal_steps)
-EQUAL_STEPS = (
-    "GRPO from the control's model was also run for 200 updates, as many steps in all as the longer control, its "
-    "settings unchanged: added on 2026-12-03 after docs/scarce.md, whose test numbers had been seen, found it still "
-    "rising on validation there where the longer control had levelled off; not chosen on this page's validation. "
-    "It was added to this page's run directories by the harness's own function (`paper_selected.equal_steps`, 13 "
-    "minutes for the three seeds), not timed in a whole run; its first 100 updates log exactly the 100-update run's "
-    "numbers.")
-
-
-# PPO with the rule reward at 8 times the demo's responses an update (paper_selected.ppo, `ppo_256`), with the validation
-# numbers that chose it (docs/selection.md, `scripts/select.sh --part ppo`)
-PPO_SELECTED = (
-    "PPO with the rule reward at 256 responses an update, still 4 policy steps an update, for GRPO's 100 updates on "
-    "GRPO's problems (`recipes/demo/ppo_rule.yaml`, lr 5e-5; chosen on 2026-12-03 from the pinned seed-0 base, after "
-    "this page had shown the demo's PPO settings below the base on the test split: validation accuracy at 40 updates "
-    "0.440, against 0.365 for the demo's settings, 0.425 at lr 2e-4, and 0.412 and 0.214 with 32 policy steps an "
-    "update at 5e-5 and 2e-4; 0.484 at 100 updates), against GRPO's control. It was added to this page's run "
-    "directories by the harness's own function (`paper_selected.ppo`, 19 minutes for the three seeds), not timed in "
-    "a whole run.")
-
-
-# GRPO at four times the problems an update, and its control at that size (paper_selected.wider), with the validation
-# numbers that chose their learning rates (docs/selection.md, `scripts/select.sh --part wide`)
-WIDER = (
-    "GRPO at 1,024 problems × 2 answers an update (`recipes/demo/grpo_1024.yaml`, lr 4e-4, 100 updates: 4 times the "
-    "groups with a signal; chosen on 2026-12-02 from the pinned seed-0 base, validation accuracy 0.554 against "
-    "0.499, 0.528 and 0.494 at lr 1e-4, 2e-4 and 8e-4), beside its own control: the best of 4 answers from the base "
-    "to the same 51,200 problems (as many samples as GRPO draws), one pass in 100 steps at lr 8e-4, the control's "
-    "best rate on the same validation (0.581 against 0.515, 0.557, 0.550 and 0.575 at 1e-4, 2e-4, 4e-4 and 1.6e-3).")
-
-
-# GRPO at that size with the SFT term (paper_selected.wide_sft_term), with the validation numbers that chose it
-WIDE_SFT = (
-    "The same GRPO with the SFT term on its right answers (λ 1, lr 4e-4: `recipes/demo/grpo_1024_sft.yaml`; chosen "
-    "on 2026-12-03 from the pinned seed-0 base, after this page had shown GRPO at that size below its control on the "
-    "test split: validation accuracy 0.591 against 0.527 and 0.584 at lr 1e-4 and 8e-4, 0.553 and 0.569 at λ 0.3 "
-    "and 3 (added after λ 1's test numbers had been seen), and the control's 0.581, about a standard error below), "
-    "against the same control. It was added to this page's run directories by the harness's own function "
-    "(`paper_selected.wide_sft_term`, 21 minutes for the three seeds), not timed in a whole run.")
-
-
-# DPO + SFT on the pairs of the wide control's candidates (paper_selected.wide_dpo_sft), with its validation numbers
-WIDE_DPO = (
-    "DPO + SFT on the pairs of the same candidates (the best and worst of the 4 answers where they differ), one pass "
-    "in the control's 100 steps (λ 4, lr 4e-4, β 0.03: `recipes/demo/onpolicy_1024.yaml`; chosen on 2026-12-03 from "
-    "the pinned seed-0 base, after every other row of this page had been seen: at β 0.1, validation accuracy 0.577 "
-    "against 0.520 and 0.556 at λ 1 and lr 4e-4 and 8e-4, 0.556 at λ 4 and 8e-4, 0.576 at λ 8 and 0.533 at lr "
-    "2e-4; then, after λ 4 at β 0.1 had read +9.9 ± 7.7 pp over the base and +0.4 ± 3.5 against the control here, "
-    "β 0.3, 0.03 and 0.01: 0.575, 0.591 and 0.579; the control's 0.581), against the same control. It was added "
-    "to this page's run directories by the harness's own function (`paper_selected.wide_dpo_sft`, 8 minutes for the "
-    "three seeds), not timed in a whole run.")
-
-
-def _onpolicy_settings() -> str:
-    """The selected DPO + SFT settings as recipes/demo/onpolicy.yaml holds them (what the runs used)."""
-    from prefopt.experiments import REPO
-
-    recipe = yaml.safe_load((REPO / "recipes/demo/onpolicy.yaml").read_text())
-    passes = recipe["train"]["epochs"]
-    return (f"{'one pass' if passes == 1 else f'{passes} passes'} of DPO + SFT (λ {recipe['loss']['sft_weight']:g}, "
-            f"lr {recipe['optim']['lr']:.0e})".replace("e-0", "e-"))
-
+from prefopt.experiments.paper_settings import settings_table
 
 
 def figures(summaries: list[dict], out_dir: Path) -> dict[str, Path]:
@@ -179,28 +104,18 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         f"{settings['rm_steps']} steps; `recipes/demo/ppo.yaml` for {settings['ppo_steps']} updates. The β⁻ sweep "
         f"is `scripts/sweep_beta.sh --param beta_rejected --beta-chosen 0.1 --values "
         f"\"{' '.join(str(b) for b in settings['betas_rejected'])}\"`.",
-        f"- **Selected settings** (chosen on the validation split by `scripts/select.sh`, see "
-        f"[selection.md](selection.md)): {_onpolicy_settings()} over the pairs of 4 candidates for "
-        f"{settings['selected']['prompts']} training problems (`recipes/demo/onpolicy.yaml`, chosen on 2026-12-02 "
-        "from the pinned seed-0 base); GRPO with the rule "
-        f"reward for {settings['selected']['grpo_steps']} updates of 256 problems × 2 (`recipes/demo/grpo.yaml`, "
-        "chosen on 2026-12-01 before the pin), and "
-        "the same with an SFT term on its right answers (λ 1, 256 problems × 2: `recipes/demo/grpo_sft.yaml`, "
-        "chosen on 2026-12-03 from the pinned seed-0 base: validation accuracy 0.487 against 0.454 at λ 0.3 and "
-        "0.464 at λ 1 with 128 problems × 4, the recipe before, whose row read +4.2 ± 4.9 pp; the same grid ranks "
-        "GRPO alone at 64 × 8 (0.452) a little above 256 × 2 (0.444), one standard error apart, and the GRPO row "
-        "keeps the demo's 256 × 2); "
-        "PPO with the rule reward (the demo's PPO settings, not "
-        "searched). DPO + SFT and GRPO each have a control that trains as long on the same problems' judged-best "
-        "answers with plain SFT. " + (PPO_SELECTED + " " if all("ppo_256" in s["selected"] for s in summaries) else "") +
-        (WIDER + " " if all("grpo_1024" in s["selected"] for s in summaries) else "") +
-        (WIDE_SFT + " " if all("grpo_1024_sft" in s["selected"] for s in summaries) else "") +
-        (WIDE_DPO + " " if all("dpo_sft_1024" in s["selected"] for s in summaries) else "") +
-        AFTER_CONTROL + (" " + EQUAL_STEPS if all("rft_then_grpo_equal" in s["selected"] for s in summaries) else ""),
+        "- **Selected settings**: chosen on the validation split by `scripts/select.sh` (grids and curves: "
+        "[selection.md](selection.md)), one row each in the table below with the numbers that chose it; "
+        "[history.md](history.md) records which rows came after some test numbers had been seen. DPO + SFT and "
+        "GRPO each have a control that trains as long on the same problems' judged-best answers with plain SFT.",
         f"- **Evaluation**: one greedy answer for {held_out_words(settings['eval_problems'])} (the test split "
         "is a tenth of all problems, never in any training set), scored 1-5 by the rule judge (5: right with "
         "working, 4: right answer only). Figure 4's accuracy is on pairs judged from "
         f"{settings['heldout_prompts']} held-out prompts.",
+        "",
+        "## Selected settings",
+        "",
+        settings_table(summaries),
         "",
         "## Claims",
         "",

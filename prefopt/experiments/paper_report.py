@@ -116,24 +116,24 @@ PAPER_RUNS = [  # the DPO family at the paper's settings (one pass over scenario
     ("SLiC, paper settings", lambda s: s["regularisers"]["slic"]),
 ]
 PAPER_CONTROL = ("control: SFT on scenario 1's chosen answers, paper settings", lambda s: s["paper_control"])
-SELECTED = [
-    ("PPO, rule reward (the demo's settings, 32 responses an update)", lambda s: s["selected"]["ppo_rule"]),
-    ("PPO, rule reward, 256 responses an update (selected)", lambda s: s["selected"]["ppo_256"]),
-    ("DPO + SFT, on-policy pairs (selected)", lambda s: s["selected"]["dpo_sft"]),
-    ("GRPO, rule reward (selected)", lambda s: s["selected"]["grpo"]),
-    ("GRPO + SFT term, rule reward (selected)", lambda s: s["selected"]["grpo_sft"]),
-    ("control: continued SFT on the pairs' problems' best answers", lambda s: s["selected"]["rft"]),
-    ("control: continued SFT on GRPO's problems' best answers", lambda s: s["selected"]["rft_grpo"]),
-    ("GRPO from the control's model", lambda s: s["selected"]["rft_then_grpo"]),
-    ("GRPO from the control's model, as many steps in all as the longer control",
-     lambda s: s["selected"]["rft_then_grpo_equal"]),
-    ("DPO + SFT from the control's model, on its own pairs", lambda s: s["selected"]["rft_then_dpo_sft"]),
-    ("longer control: 3 passes over GRPO's problems' best answers", lambda s: s["selected"]["rft_long"]),
-    ("GRPO, 1,024 problems × 2 an update (selected)", lambda s: s["selected"]["grpo_1024"]),
-    ("GRPO + SFT term, 1,024 problems × 2 an update (selected)", lambda s: s["selected"]["grpo_1024_sft"]),
-    ("DPO + SFT on the pairs of those answers (selected)", lambda s: s["selected"]["dpo_sft_1024"]),
-    ("control: continued SFT on the best of 4 answers to those problems", lambda s: s["selected"]["rft_1024"]),
+SELECTED_RUNS = [  # (name, key in a summary's "selected"); docs/paper.md's settings table names them the same
+    ("PPO, rule reward (the demo's settings, 32 responses an update)", "ppo_rule"),
+    ("PPO, rule reward, 256 responses an update (selected)", "ppo_256"),
+    ("DPO + SFT, on-policy pairs (selected)", "dpo_sft"),
+    ("GRPO, rule reward (selected)", "grpo"),
+    ("GRPO + SFT term, rule reward (selected)", "grpo_sft"),
+    ("control: continued SFT on the pairs' problems' best answers", "rft"),
+    ("control: continued SFT on GRPO's problems' best answers", "rft_grpo"),
+    ("GRPO from the control's model", "rft_then_grpo"),
+    ("GRPO from the control's model, as many steps in all as the longer control", "rft_then_grpo_equal"),
+    ("DPO + SFT from the control's model, on its own pairs", "rft_then_dpo_sft"),
+    ("longer control: 3 passes over GRPO's problems' best answers", "rft_long"),
+    ("GRPO, 1,024 problems × 2 an update (selected)", "grpo_1024"),
+    ("GRPO + SFT term, 1,024 problems × 2 an update (selected)", "grpo_1024_sft"),
+    ("DPO + SFT on the pairs of those answers (selected)", "dpo_sft_1024"),
+    ("control: continued SFT on the best of 4 answers to those problems", "rft_1024"),
 ]
+SELECTED = [(name, lambda s, key=key: s["selected"][key]) for name, key in SELECTED_RUNS]
 BEATS = [*PAPER_RUNS, PAPER_CONTROL, ("RLHF-PPO, learned reward model", lambda s: s["ppo"]), *SELECTED]
 # (statement, method, its control): a method improves on its base only if it also beats training as long on the
 # same problems' right answers with plain SFT

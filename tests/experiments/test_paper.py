@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from prefopt.experiments import paper_report, paper_selected
+import yaml
+
+from prefopt.experiments import paper_report, paper_selected, paper_settings
 from tests.conftest import ROOT, clean_env
 
 
@@ -136,8 +138,22 @@ def test_committed_page_is_what_the_code_produces_from_its_summaries():
     assert paper_report.claims_table(summaries) in page
     assert paper_report.beats_table(summaries) in page
     assert paper_report.tables(summaries) in page
+    assert paper_settings.settings_table(summaries) in page
     for figure in ("beta_sweep.png", "rm_vs_dpo.png", "dpo_vs_ppo_3d.png"):
         assert (ROOT / "docs" / "paper" / figure).exists()
+
+
+def test_settings_table_names_each_selected_run_as_the_tables_do_and_reads_the_recipe_it_ran():
+    assert set(paper_settings.SETTINGS) == {key for _, key in paper_report.SELECTED_RUNS}
+    full, partial = summary(), summary(seed=1)
+    del partial["selected"]["rft_long"]  # a page written before a run was added leaves its row out
+    rows = paper_settings.settings_table([full, partial]).splitlines()[2:]
+    names = [row.split(" | ")[0].removeprefix("| ") for row in rows]
+    assert names == [name for name, key in paper_report.SELECTED_RUNS if key in partial["selected"]]
+    recipe = yaml.safe_load((ROOT / "recipes" / "demo" / "onpolicy.yaml").read_text())
+    (dpo_sft,) = [row for row in rows if row.startswith("| DPO + SFT, on-policy pairs (selected) |")]
+    assert f"{recipe['train']['epochs']} passes of DPO + SFT (λ {recipe['loss']['sft_weight']:g}," in dpo_sft
+    assert all(row.count(" | ") == 2 and "{" not in row for row in rows)  # three cells, every field filled
 
 
 @pytest.mark.slow
