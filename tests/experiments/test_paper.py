@@ -147,12 +147,17 @@ def test_settings_table_names_each_selected_run_as_the_tables_do_and_reads_the_r
     assert set(paper_settings.SETTINGS) == {key for _, key in paper_report.SELECTED_RUNS}
     full, partial = summary(), summary(seed=1)
     del partial["selected"]["rft_long"]  # a page written before a run was added leaves its row out
+    full["settings"]["selected"] = {"prompts": 16, "grpo_problems": 64, "grpo_steps": 2, "wide_problems": 32,
+                                    "ppo_steps": 3, "long_passes": 3}  # quick mode's sizes: the table states them
     rows = paper_settings.settings_table([full, partial]).splitlines()[2:]
     names = [row.split(" | ")[0].removeprefix("| ") for row in rows]
     assert names == [name for name, key in paper_report.SELECTED_RUNS if key in partial["selected"]]
     recipe = yaml.safe_load((ROOT / "recipes" / "demo" / "onpolicy.yaml").read_text())
     (dpo_sft,) = [row for row in rows if row.startswith("| DPO + SFT, on-policy pairs (selected) |")]
     assert f"{recipe['train']['epochs']} passes of DPO + SFT (λ {recipe['loss']['sft_weight']:g}," in dpo_sft
+    assert "for 16 training problems" in dpo_sft
+    (equal,) = [row for row in rows if row.startswith("| GRPO from the control's model, as many steps")]
+    assert "The same for 4 updates" in equal  # the longer control's 3 × 2 steps, less the control's 2
     assert all(row.count(" | ") == 2 and "{" not in row for row in rows)  # three cells, every field filled
 
 
