@@ -20,9 +20,12 @@ from kept_page import KEPT, kept_rankings, kept_section
 
 from prefopt.rundir import read_metrics
 
-ROUND_FAMILIES = {"rounds_dpop": "DPOP", "rounds_dpo_sft": "DPO + SFT", "rounds_ipo": "IPO (τ 0.5)",
-                  "rounds_rft": "control: SFT on the best answers", "rounds_recipe": "DPO + SFT, the recipe (6 passes, λ 8)",
+# the families × rates grid of select.sh's rounds part, then the shipped recipe's two runs at its own lr
+ROUND_GRID = {"rounds_dpop": "DPOP", "rounds_dpo_sft": "DPO + SFT", "rounds_ipo": "IPO (τ 0.5)",
+              "rounds_rft": "control: SFT on the best answers"}
+ROUND_FAMILIES = {**ROUND_GRID, "rounds_recipe": "DPO + SFT, the recipe (6 passes, λ 8)",
                   "rounds_rft_recipe": "control: SFT on the best answers, 6 passes"}
+ROUND_CONTROLS = {"rounds_rft", "rounds_rft_recipe"}  # the bar over three rounds, not candidates
 
 
 def _accuracy(run: Path) -> list[tuple[int, float]]:
@@ -78,16 +81,15 @@ def passes(root: Path) -> list[str]:
 
 def rounds(root: Path, figure: Path) -> list[str]:
     lines = ["| rounds of | lr | validation accuracy after rounds 0, 1, 2 (base first) |", "|---|---|---|"]
-    grid = list(ROUND_FAMILIES)[:4]  # the families × rates grid; the recipe's two runs come after it, at its lr
-    rates = sorted({p.name for family in grid for p in (root / family).glob("lr=*")})
-    missing = [f"{ROUND_FAMILIES[family]} at {rate[3:]}" for family in grid for rate in rates
+    rates = sorted({p.name for family in ROUND_GRID for p in (root / family).glob("lr=*")})
+    missing = [f"{name} at {rate[3:]}" for family, name in ROUND_GRID.items() for rate in rates
                if not (root / family / rate / "rounds.json").exists()]
     for directory, name in ROUND_FAMILIES.items():
         for run in sorted(p for p in (root / directory).glob("lr=*") if (p / "rounds.json").exists()):
             summary = json.loads((run / "rounds.json").read_text())
             accs = [summary[0]["start/eval/accuracy"]] + [s["eval/accuracy"] for s in summary]
             lines.append(f"| {name} | {run.name[3:]} | " + " → ".join(f"{a:.3f}" for a in accs) + " |")
-            family = "control over three rounds" if name.startswith("control") else "preference, three rounds"
+            family = "control over three rounds" if directory in ROUND_CONTROLS else "preference, three rounds"
             ENDS[family].append((accs[-1], f"{name}, {len(summary)} rounds, lr {run.name[3:]}"))
     if missing:  # a run that did not finish is said, not left out silently
         lines += ["", "Did not finish in this run (left out of the ranking): " + ", ".join(missing) + "."]
