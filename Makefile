@@ -47,8 +47,9 @@ slurm:
 	else echo "slurm: no controller and no $(SLURM_SCRIPTS)/start_local_slurm.sh; the Slurm tests will fail" >&2; fi
 
 # Most tests are one Python process on one core (tiny models, process start-up, DeepSpeed set-up), so two workers
-# per two cores nearly halve the wall time; tests/conftest.py splits the cores' threads between the workers.
-test: warm slurm
+# per two cores nearly halve the wall time; tests/conftest.py splits the cores' threads between the workers. Lint
+# runs first (a second): an unsorted import once sat on main because nothing in CI read ruff's verdict.
+test: warm slurm lint
 	$(VENV)/bin/pytest -q -n auto --maxprocesses 4
 
 lint: install

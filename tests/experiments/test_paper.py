@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 import yaml
 
 from prefopt.experiments import paper_report, paper_selected, paper_settings
