@@ -49,6 +49,16 @@ class Selected:
     ppo_steps: int = 40
     long_passes: int = 3  # the longer control's passes over the best answers (the control makes one)
 
+    @property
+    def long_steps(self) -> int:
+        """The longer control's steps: its passes at the control's steps a pass."""
+        return self.long_passes * self.grpo_steps
+
+    @property
+    def equal_updates(self) -> int:
+        """GRPO's updates after the control so that both together make the longer control's steps."""
+        return self.long_steps - self.grpo_steps
+
 
 QUICK = Selected(prompts=48, grpo_problems=16, grpo_steps=2, wide_problems=16, ppo_steps=2, long_passes=2)
 TOY_GENERATE = ["generate.n=8", "generate.max_new_tokens=16"]  # quick mode: toy sizes (a 30-step base needs 8 tries)
@@ -88,7 +98,7 @@ def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     batch = one_pass(count_rows(best), sizes.grpo_steps)
     seed.train("sft", "recipes/demo/rft.yaml", "rft_grpo", best, "null", sizes.grpo_steps, batch)
     out["rft_grpo"] = seed.accuracy(seed.dir / "rft_grpo" / "model", "eval_rft_grpo")
-    seed.train("sft", "recipes/demo/rft.yaml", "rft_long", best, "null", sizes.long_passes * sizes.grpo_steps, batch)
+    seed.train("sft", "recipes/demo/rft.yaml", "rft_long", best, "null", sizes.long_steps, batch)
     out["rft_long"] = seed.accuracy(seed.dir / "rft_long" / "model", "eval_rft_long")
     out.update(after_control(seed, sizes, quick, eval_pairs, problems, grpo_sets))
     out.update(wider(seed, sizes, quick, eval_pairs))
@@ -144,8 +154,7 @@ def equal_steps(seed, sizes: Selected, eval_pairs, problems: str, sets: list) ->
     """GRPO from the control's model for as many steps in all as the longer control (2× GRPO's updates, 3× in all):
     held to GRPO's own count it is 2 passes short of the longer control, and on docs/scarce.md's bases it was still
     rising on validation where the longer control had levelled off."""
-    return grpo_from(seed, "rft_then_grpo_equal", (sizes.long_passes - 1) * sizes.grpo_steps, eval_pairs, problems,
-                     sets)
+    return grpo_from(seed, "rft_then_grpo_equal", sizes.equal_updates, eval_pairs, problems, sets)
 
 
 def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:

@@ -7,9 +7,12 @@ says otherwise; they were measured before the row's own test numbers unless a ro
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import yaml
 
 from prefopt.experiments.paper_report import SELECTED_RUNS
+from prefopt.experiments.paper_selected import Selected
 
 # key in a summary's "selected" -> (recipe and settings, how it was chosen); the fields in braces come from the
 # recipe and the run's sizes (settings_table)
@@ -83,10 +86,9 @@ def onpolicy_settings() -> str:
 def settings_table(summaries: list[dict]) -> str:
     """One row per selected run every seed holds, named as in the page's tables: its settings and how they were
     chosen."""
-    sizes = summaries[0]["settings"]["selected"]  # the quick mode's sizes are not the page's
-    long_steps = sizes["long_passes"] * sizes["grpo_steps"]
-    fields = {**sizes, "onpolicy": onpolicy_settings(), "long_steps": long_steps,
-              "equal_updates": long_steps - sizes["grpo_steps"]}  # paper_selected.equal_steps
+    sizes = Selected(**summaries[0]["settings"]["selected"])  # the quick mode's sizes are not the page's
+    fields = {**asdict(sizes), "onpolicy": onpolicy_settings(), "long_steps": sizes.long_steps,
+              "equal_updates": sizes.equal_updates}
     lines = ["| run | recipe and settings | chosen on validation (seed-0 base) |", "|---|---|---|"]
     for name, key in SELECTED_RUNS:
         if all(key in s["selected"] for s in summaries):
