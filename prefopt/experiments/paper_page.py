@@ -132,9 +132,10 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "just \"more training\"): for the paper-settings runs, SFT on scenario 1's chosen answers, one pass at the "
         "same learning rate; for the selected ones, continued SFT on the judged-best answers. The search behind "
         "the selected settings (grid and validation curves) is [selection.md](selection.md); what limits them is "
-        "in the reading below. Five explanations of the controls' lead were tried on validation only and none "
+        "in the reading below. Six explanations of the controls' lead were tried on validation only and none "
         "turned it (three times the horizon, only the problems whose base answers differ, groups of 8 on a weak "
-        "base, a decaying learning rate, partial credit for near misses): [history.md](history.md).",
+        "base, a decaying learning rate, partial credit for near misses, DPO + SFT on all of the control's "
+        "answers): [history.md](history.md).",
         "",
         beats_table(summaries),
         "",
