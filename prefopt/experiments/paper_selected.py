@@ -71,6 +71,8 @@ AFTER_CONTROL_GRPO = ["grpo.rollout_prompts=64", "grpo.group_size=8"]
 AFTER_CONTROL_DPO = ["optim.lr=3e-5", "loss.sft_weight=2.0", "train.epochs=3"]
 # the control's best rate at GRPO's 1,024 problems an update, on the same validation search (docs/selection.md)
 WIDE_CONTROL = ["optim.lr=8e-4"]
+# quick mode (CI) for the 1,024-an-update GRPO runs: a few problems an update, no accumulation
+WIDE_QUICK = ["train.micro_batch_size=16", "train.grad_accum=1", "grpo.rollout_prompts=8", "grpo.max_new_tokens=12"]
 
 
 def run(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
@@ -162,8 +164,7 @@ def wider(seed, sizes: Selected, quick: bool, eval_pairs) -> dict:
     control at that size: the best of 4 answers from the base to the same problems (as many samples as GRPO draws),
     one pass in as many steps, at the control's own best rate."""
     problems = f"builtin:arith/prompts/train/{sizes.wide_problems}/{7 + seed.seed}"
-    sets = ["train.micro_batch_size=16", "train.grad_accum=1", "grpo.rollout_prompts=8",
-            "grpo.max_new_tokens=12"] if quick else []
+    sets = WIDE_QUICK if quick else []
     out = {"grpo_1024": rl_run(seed, "grpo", "recipes/demo/grpo_1024.yaml", "grpo_1024", problems, eval_pairs,
                                sizes.grpo_steps, sets, ("grpo/zero_std_frac", "grpo/accuracy")),
            "grpo_1024_sft": wide_sft_term(seed, sizes, eval_pairs, problems, sets)}

@@ -22,7 +22,9 @@ fitted, prompts with a verifiable answer are plentiful. Per seed, each with its 
      (docs/paper.md's after-control lr), against the longer control;
   8. GRPO with an SFT term on its right answers (recipes/demo/grpo_sft.yaml, λ 1) against GRPO's control: the RL
      method that learns from both signals DPO + SFT has (`with_sft_term`, added after the page's first runs);
-  9. held-out accuracy of all (one greedy answer per test problem, rule judge), validation accuracy every 25 steps.
+  9. docs/paper.md's runs at 1,024 problems an update (`wider`, added later): GRPO + SFT term, the control on the
+     best of 4 base answers to the same 51,200 problems, DPO + SFT on those answers' pairs;
+ 10. held-out accuracy of all (one greedy answer per test problem, rule judge), validation accuracy every 25 steps.
 The GRPO shape (64 × 8 over the demo's 256 × 2) and DPO + SFT's 3 passes (over 1) were chosen on validation
 accuracy from a separate seed-0 base of the same recipe, before this harness ran, and so was 7's learning rate
 (3e-5 over 1e-4) from that base's control; docs/scarce.md lists them.
@@ -64,6 +66,9 @@ QUICK = Sizes(base_steps=40, base_problems=64, eval_problems=16, problems=64, st
               group_size=4, eval_every=1, long_passes=2)
 
 
+# `wider`'s problems: 4 × the page's, 51,200 (docs/paper.md's size: 100 updates of 1,024 problems draw each twice)
+WIDE = 4
+
 # the DPO + SFT settings this page ran (chosen before it, see the docstring); the demo's recipe was chosen again since
 DPO_SFT = ["loss.sft_weight=2.0", "train.epochs=3"]
 
@@ -95,6 +100,7 @@ def run_seed(seed: int, root: Path, sizes: Sizes, quick: bool) -> dict:
         *sizes.grpo_shape())
     equal_steps(here, summary, sizes, valid, problems)
     with_sft_term(here, summary, sizes, valid, problems)
+    wider(here, summary, sizes, valid, quick)
     # the same order for the DPO family: pairs on-policy for the control's model, DPO + SFT from it
     pairs, _ = paper_selected.candidates(here, "rft_candidates", problems, sizes.problems, quick, model=control)
     summary["rft_candidates"] = {"pairs": paper_selected.count_rows(pairs)}
@@ -127,6 +133,25 @@ def with_sft_term(here: Seed, summary: dict, sizes: Sizes, valid: list[str], pro
     against the same control: the RL analogue of DPO + SFT, which beats that control here at equal steps."""
     train(here, summary, valid, "grpo_sft", "grpo", "recipes/demo/grpo_sft.yaml", problems, sizes.steps,
           *sizes.grpo_shape())
+
+
+def wider(here: Seed, summary: dict, sizes: Sizes, valid: list[str], quick: bool) -> None:
+    """docs/paper.md's selected runs at 1,024 problems × 2 an update from this page's base: GRPO + SFT term
+    (recipes/demo/grpo_1024_sft.yaml), its control (SFT at lr 8e-4 on the best of 4 base answers to the same
+    problems, one pass in as many steps) and DPO + SFT on those answers' pairs (recipes/demo/onpolicy_1024.yaml).
+    On paper.md's unfinished base the control matched both; this base has fitted its SFT data."""
+    count = WIDE * sizes.problems  # GRPO samples each twice, 2 answers a time: the control's 4 answers to each
+    problems = f"builtin:arith/prompts/train/{count}/{7 + here.seed}"
+    pairs, best = paper_selected.candidates(here, "candidates_1024", problems, count, quick)
+    answers, compared = paper_selected.count_rows(best), paper_selected.count_rows(pairs)
+    summary["candidates_1024"] = {"pairs": compared, "best": answers, "problems": count}
+    run = lambda name, *args: train(here, summary, valid, name, *args)
+    run("grpo_1024_sft", "grpo", "recipes/demo/grpo_1024_sft.yaml", problems, sizes.steps,
+        *(paper_selected.WIDE_QUICK if quick else []))
+    run("rft_1024", "sft", "recipes/demo/rft.yaml", best, sizes.steps, paper_selected.one_pass(answers, sizes.steps),
+        *paper_selected.WIDE_CONTROL)
+    run("dpo_sft_1024", "dpo", "recipes/demo/onpolicy_1024.yaml", pairs, sizes.steps,
+        paper_selected.one_pass(compared, sizes.steps))
 
 
 def main(argv=None) -> None:

@@ -10,7 +10,7 @@ import statistics
 from functools import partial
 from pathlib import Path
 
-from prefopt.experiments import REPO, control_pages
+from prefopt.experiments import REPO, control_pages, scarce_wide
 
 # The page's run before this one, on other bases (built before the CPU arithmetic was pinned): its summaries, kept
 # so that every run of the page also says which verdicts survive a second set of bases.
@@ -23,7 +23,7 @@ RUNS = [("shipped base (docs/paper.md's)", "shipped"), ("scarce-SFT base", "base
         ("GRPO from the control's model", "rft_then_grpo"),
         ("GRPO from the control's model, as many steps in all as the longer control", "rft_then_grpo_equal"),
         ("DPO + SFT from the control's model, on its own pairs", "rft_then_dpo_sft"),
-        ("GRPO + SFT term on its right answers (λ 1)", "grpo_sft")]
+        ("GRPO + SFT term on its right answers (λ 1)", "grpo_sft"), *scarce_wide.RUNS]
 CHANGES = [("GRPO against its base", "grpo", "base"), ("GRPO's control against the base", "rft_grpo", "base"),
            ("**GRPO against its control**", "grpo", "rft_grpo"), ("DPO + SFT against its base", "dpo_sft", "base"),
            ("DPO + SFT's control against the base", "rft", "base"),
@@ -39,7 +39,7 @@ CHANGES = [("GRPO against its base", "grpo", "base"), ("GRPO's control against t
            ("GRPO + SFT term against its base", "grpo_sft", "base"), ("GRPO + SFT term against GRPO", "grpo_sft", "grpo"),
            ("**GRPO + SFT term against its control**", "grpo_sft", "rft_grpo"),
            ("GRPO + SFT term against the longer control", "grpo_sft", "rft_long"),
-           ("scarce-SFT base against the shipped base", "base", "shipped")]
+           *scarce_wide.CHANGES, ("scarce-SFT base against the shipped base", "base", "shipped")]
 # Chosen on validation accuracy (1,000 problems) before this harness ran (2026-12-01), from a separate base built
 # by hand with the same SFT recipe for seed 0 (not bit-identical to the cached build: it ended at 0.374 on
 # validation), GRPO's seed-0 problems and candidates; (setting, end of run, best during it).
@@ -106,7 +106,7 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool, ea
         *(["- **GRPO + SFT term**: GRPO as above plus λ 1 × SFT on every rollout answer the judge scores 4-5 "
            "(`recipes/demo/grpo_sft.yaml`, λ chosen on docs/paper.md's seed-0 validation split), against GRPO's "
            "control. Added on 2026-12-03, after every other row's test numbers had been seen (DPO + SFT beat its "
-           "control, GRPO did not)."] if _has(summaries, "grpo_sft") else []),
+           "control, GRPO did not)."] if _has(summaries, "grpo_sft") else []), *scarce_wide.setup(summaries, sizes),
         control_pages.evaluation(sizes),
         "- **Selection**, on validation accuracy from a separate seed-0 base of the same recipe (0.374 on validation; "
         "built by hand before the pin and before the page's first run; not chosen again since), end of run and best "
@@ -175,7 +175,7 @@ def reading(summaries: list[dict], sizes: dict) -> list[str]:
         f"{longer['grpo'][0]} pp against it ({longer['grpo'][1]}), DPO + SFT {longer['dpo_sft'][0]} pp "
         f"({longer['dpo_sft'][1]}).** " + _longer(beaten, still),
         *_after_control(summaries, sizes),
-        *(_sft_term(summaries) if _has(summaries, "grpo_sft") else []),
+        *(_sft_term(summaries) if _has(summaries, "grpo_sft") else []), *scarce_wide.reading(summaries),
     ]
 
 

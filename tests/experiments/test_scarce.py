@@ -194,6 +194,11 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     assert seed["grpo"]["zero_std"] and seed["grpo"]["train_accuracy"]
     recipe = (tmp_path / "runs" / "seed0" / "grpo_sft" / "recipe.yaml").read_text()  # GRPO's shape, with the term
     assert "sft_weight: 1.0" in recipe and "group_size: 4" in recipe and seed["grpo_sft"]["valid"][-1][0] == 2
+    # docs/paper.md's runs at 1,024 an update, on 4 × the page's problems: each 2 steps, the control at its own lr
+    assert seed["candidates_1024"]["problems"] == 256 and seed["grpo_1024_sft"]["zero_std"]
+    assert [seed[run]["valid"][-1][0] for run in ("grpo_1024_sft", "rft_1024", "dpo_sft_1024")] == [2, 2, 2]
+    assert "lr: 0.0008" in (tmp_path / "runs" / "seed0" / "rft_1024" / "recipe.yaml").read_text()
+    assert "data.train=builtin:arith/prompts/train/256/7" in log
     fresh = scarce_page.markdown(data["seeds"], data["sizes"], minutes=0, quick=True)
     assert _body(fresh) == _body((tmp_path / "docs" / "scarce.md").read_text())
 
