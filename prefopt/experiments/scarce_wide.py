@@ -54,4 +54,7 @@ def reading(summaries: list[dict]) -> list[str]:
             "imitates the base's. " + (
                 "That beats imitating the base's best answers at equal samples and steps: on-policy RL with the "
                 "verifiable reward adds to SFT on verified answers here." if grpo_verdict == "holds" else
-                "It does not beat imitating the base's best answers beyond the spread here.")]
+                "It does not beat imitating the base's best answers beyond the spread here.") + (
+                " The control's validation accuracy was still rising at its last evaluation on every seed, and no "
+                "longer control ran at this size: whether more passes over the same answers would catch up is open."
+                if all(s["rft_1024"]["valid"][-1][1] > s["rft_1024"]["valid"][-2][1] for s in summaries) else "")]

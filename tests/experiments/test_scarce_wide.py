@@ -19,7 +19,8 @@ def test_the_section_reads_its_verdicts_from_worked_numbers():
     52.0, 61.5, 72.0: − the control +2.0, +1.5, +2.0 → +1.8 ± 0.3, holds. DPO + SFT at 49, 61, 70: −1.0, +1.0, +0.0
     → +0.0 ± 1.0, not beyond the spread (1/3 seeds above). GRPO's groups with no signal: mean of 0.9 and 1.0 = 95 %;
     its last rollouts right 80, 85, 90 % → 85 %. With GRPO level (50, 60, 70) the section says it does not beat the
-    control; a run without the section has none of it."""
+    control; a run without the section has none of it. The control's validation rises from 0.4 to its end on
+    every seed ("still rising"); with a last evaluation equal to the one before, it has levelled off."""
     base = [summary(k, 40.0 + 10 * k, 45.0, 42.0, 43.0, 42.0, 45.0) for k in range(3)]
     ahead = [with_wider(s, grpo, 50.0 + 10 * k, dpo) for k, (s, grpo, dpo) in
              enumerate(zip(base, (52.0, 61.5, 72.0), (49.0, 61.0, 70.0)))]
@@ -34,6 +35,10 @@ def test_the_section_reads_its_verdicts_from_worked_numbers():
            "(not beyond the spread (1/3 seeds above)).** The control moves the base by +10.0 ± 0.0 pp. 95% of " \
            "GRPO's groups scored the same and 85% of its last rollouts were right" in page
     assert "on-policy RL with the verifiable reward adds to SFT on verified answers here." in page
+    assert "The control's validation accuracy was still rising" in page  # 0.4 → its end, on every seed
+    for seed_summary in ahead:
+        seed_summary["rft_1024"]["valid"].append([50, seed_summary["rft_1024"]["valid"][-1][1]])  # levelled off
+    assert "still rising" not in scarce_page.markdown(ahead, {**Sizes().__dict__}, minutes=20, quick=False)
     level = [with_wider(s, 50.0 + 10 * k, 50.0 + 10 * k, 50.0) for k, s in enumerate(base)]
     page = scarce_page.markdown(level, {**Sizes().__dict__}, minutes=20, quick=False)
     assert "It does not beat imitating the base's best answers beyond the spread here." in page
