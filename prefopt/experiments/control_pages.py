@@ -20,6 +20,11 @@ def measured(rows: list[tuple], summaries: list[dict]) -> list[tuple]:
     return [row for row in rows if all(key in summary for summary in summaries for key in row[1:])]
 
 
+def has(summaries: list[dict], run: str) -> bool:
+    """Whether every seed's summary holds `run` (a run added to a harness after a page's run is not in it)."""
+    return all(run in summary for summary in summaries)
+
+
 def accuracy_table(summaries: list[dict], runs: list[tuple[str, str]]) -> list[str]:
     """One row per run: its accuracy on each seed, then mean ± sd."""
     lines = [f"| model | {_seed_columns(summaries)} | mean ± sd |", "|" + "---|" * (len(summaries) + 2)]

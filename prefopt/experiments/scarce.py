@@ -23,7 +23,8 @@ fitted, prompts with a verifiable answer are plentiful. Per seed, each with its 
   8. GRPO with an SFT term on its right answers (recipes/demo/grpo_sft.yaml, λ 1) against GRPO's control: the RL
      method that learns from both signals DPO + SFT has (`with_sft_term`, added after the page's first runs);
   9. docs/paper.md's runs at 1,024 problems an update (`wider`, added later): GRPO + SFT term, the control on the
-     best of 4 base answers to the same 51,200 problems, DPO + SFT on those answers' pairs;
+     best of 4 base answers to the same 51,200 problems, DPO + SFT on those answers' pairs; then that control and
+     GRPO + SFT term, each for the longer control's 3× the steps;
  10. held-out accuracy of all (one greedy answer per test problem, rule judge), validation accuracy every 25 steps.
 The GRPO shape (64 × 8 over the demo's 256 × 2) and DPO + SFT's 3 passes (over 1) were chosen on validation
 accuracy from a separate seed-0 base of the same recipe, before this harness ran, and so was 7's learning rate
@@ -138,8 +139,9 @@ def with_sft_term(here: Seed, summary: dict, sizes: Sizes, valid: list[str], pro
 def wider(here: Seed, summary: dict, sizes: Sizes, valid: list[str], quick: bool) -> None:
     """docs/paper.md's selected runs at 1,024 problems × 2 an update from this page's base: GRPO + SFT term
     (recipes/demo/grpo_1024_sft.yaml), its control (SFT at lr 8e-4 on the best of 4 base answers to the same
-    problems, one pass in as many steps) and DPO + SFT on those answers' pairs (recipes/demo/onpolicy_1024.yaml).
-    On paper.md's unfinished base the control matched both; this base has fitted its SFT data."""
+    problems, one pass in as many steps) and DPO + SFT on those answers' pairs (recipes/demo/onpolicy_1024.yaml);
+    then the control and GRPO + SFT term for the longer control's steps. On paper.md's unfinished base the control
+    matched both; this base has fitted its SFT data."""
     count = WIDE * sizes.problems  # GRPO samples each twice, 2 answers a time: the control's 4 answers to each
     problems = f"builtin:arith/prompts/train/{count}/{7 + here.seed}"
     pairs, best = paper_selected.candidates(here, "candidates_1024", problems, count, quick)
@@ -152,6 +154,13 @@ def wider(here: Seed, summary: dict, sizes: Sizes, valid: list[str], quick: bool
         *paper_selected.WIDE_CONTROL)
     run("dpo_sft_1024", "dpo", "recipes/demo/onpolicy_1024.yaml", pairs, sizes.steps,
         paper_selected.one_pass(compared, sizes.steps))
+    # the control given the longer control's passes over the same answers, and GRPO + SFT term for as many updates
+    # on the same problems: whether a win at equal steps survives more steps for both
+    longer = sizes.long_passes * sizes.steps
+    run("rft_1024_long", "sft", "recipes/demo/rft.yaml", best, longer, paper_selected.one_pass(answers, sizes.steps),
+        *paper_selected.WIDE_CONTROL)
+    run("grpo_1024_sft_long", "grpo", "recipes/demo/grpo_1024_sft.yaml", problems, longer,
+        *(paper_selected.WIDE_QUICK if quick else []))
 
 
 def main(argv=None) -> None:

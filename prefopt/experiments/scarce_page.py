@@ -98,7 +98,7 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool, ea
             f"longer control: at {sizes['steps']} updates GRPO's validation accuracy was still rising where the "
             "longer control's had levelled off, in the page's earlier run (below), whose test numbers were seen "
             "before this run was added."
-            if _has(summaries, "rft_then_grpo_equal") else ""),
+            if control_pages.has(summaries, "rft_then_grpo_equal") else ""),
         f"- **The control, then DPO + SFT**: 4 answers from the control's model for the same {sizes['problems']:,} "
         f"problems, judged into pairs ({count_of('rft_candidates', 'pairs')}); DPO + SFT as above but at lr 3e-5 "
         "(chosen on validation, below), started from the control's model (its reference too), against the longer "
@@ -106,7 +106,8 @@ def markdown(summaries: list[dict], sizes: dict, minutes: float, quick: bool, ea
         *(["- **GRPO + SFT term**: GRPO as above plus λ 1 × SFT on every rollout answer the judge scores 4-5 "
            "(`recipes/demo/grpo_sft.yaml`, λ chosen on docs/paper.md's seed-0 validation split), against GRPO's "
            "control. Added on 2026-12-03, after every other row's test numbers had been seen (DPO + SFT beat its "
-           "control, GRPO did not)."] if _has(summaries, "grpo_sft") else []), *scarce_wide.setup(summaries, sizes),
+           "control, GRPO did not)."] if control_pages.has(summaries, "grpo_sft") else []),
+        *scarce_wide.setup(summaries, sizes),
         control_pages.evaluation(sizes),
         "- **Selection**, on validation accuracy from a separate seed-0 base of the same recipe (0.374 on validation; "
         "built by hand before the pin and before the page's first run; not chosen again since), end of run and best "
@@ -175,7 +176,7 @@ def reading(summaries: list[dict], sizes: dict) -> list[str]:
         f"{longer['grpo'][0]} pp against it ({longer['grpo'][1]}), DPO + SFT {longer['dpo_sft'][0]} pp "
         f"({longer['dpo_sft'][1]}).** " + _longer(beaten, still),
         *_after_control(summaries, sizes),
-        *(_sft_term(summaries) if _has(summaries, "grpo_sft") else []), *scarce_wide.reading(summaries),
+        *(_sft_term(summaries) if control_pages.has(summaries, "grpo_sft") else []), *scarce_wide.reading(summaries),
     ]
 
 
@@ -197,7 +198,7 @@ def _sft_term(summaries: list[dict]) -> list[str]:
 def _after_control(summaries: list[dict], sizes: dict) -> list[str]:
     """The control first, then GRPO or DPO + SFT from its model: against the control it started from and the
     longer one (GRPO also at as many steps in all as the longer control, where the run has it)."""
-    equal = _has(summaries, "rft_then_grpo_equal")
+    equal = control_pages.has(summaries, "rft_then_grpo_equal")
     runs = ["rft_then_grpo", "rft_then_dpo_sft", *(["rft_then_grpo_equal"] if equal else [])]
     start, longer = ({run: control_pages.change(summaries, run, other) for run in runs}
                      for other in ("rft_grpo", "rft_long"))
@@ -237,11 +238,6 @@ def _after_control(summaries: list[dict], sizes: dict) -> list[str]:
             f"adds nothing measurable: of the two, only {held[0]} gains from comparing a problem's answers once "
             "imitation has taken what the right answers give."),
     ]
-
-
-def _has(summaries: list[dict], run: str) -> bool:
-    """Whether every seed's summary holds `run` (rows added to the harness after a page's run leave it out)."""
-    return all(run in summary for summary in summaries)
 
 
 def _longer(beaten: list[str], still: list[str]) -> str:

@@ -198,6 +198,9 @@ def test_quick_mode_writes_the_page_from_its_own_runs(tmp_path):
     assert seed["candidates_1024"]["problems"] == 256 and seed["grpo_1024_sft"]["zero_std"]
     assert [seed[run]["valid"][-1][0] for run in ("grpo_1024_sft", "rft_1024", "dpo_sft_1024")] == [2, 2, 2]
     assert "lr: 0.0008" in (tmp_path / "runs" / "seed0" / "rft_1024" / "recipe.yaml").read_text()
+    # then the control and GRPO + SFT term for the longer control's steps (2 passes × 2 in quick mode)
+    assert [seed[run]["valid"][-1][0] for run in ("rft_1024_long", "grpo_1024_sft_long")] == [4, 4]
+    assert "lr: 0.0008" in (tmp_path / "runs" / "seed0" / "rft_1024_long" / "recipe.yaml").read_text()
     assert "data.train=builtin:arith/prompts/train/256/7" in log
     fresh = scarce_page.markdown(data["seeds"], data["sizes"], minutes=0, quick=True)
     assert _body(fresh) == _body((tmp_path / "docs" / "scarce.md").read_text())
