@@ -10,6 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
+from prefopt.experiments import paper_scarce
 from prefopt.experiments.paper_reading import reading
 from prefopt.experiments.paper_report import (
     SCENARIOS,
@@ -135,11 +136,12 @@ def markdown(summaries: list[dict], figs: dict[str, Path], docs: Path, minutes: 
         "in the reading below. Six explanations of the controls' lead were tried on validation only and none "
         "turned it (three times the horizon, only the problems whose base answers differ, groups of 8 on a weak "
         "base, a decaying learning rate, partial credit for near misses, DPO + SFT on all of the control's "
-        "answers): [history.md](history.md). On bases that have fitted scarce SFT data ([scarce.md](scarce.md)), "
-        "on-policy DPO + SFT and GRPO with the SFT term at 1,024 problems an update each beat their control.",
+        "answers): [history.md](history.md). On bases that have fitted scarce SFT data the answers differ: the table "
+        "that ends this section, from [scarce.md](scarce.md).",
         "",
         beats_table(summaries),
         "",
+        *paper_scarce.section(docs),
         tables(summaries),
         "",
         reading(summaries),

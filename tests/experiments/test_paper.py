@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from prefopt.experiments import paper_report, paper_selected, paper_settings
+from prefopt.experiments import paper_report, paper_scarce, paper_selected, paper_settings
 from tests.conftest import ROOT, clean_env
 
 
@@ -138,6 +138,7 @@ def test_committed_page_is_what_the_code_produces_from_its_summaries():
     assert paper_report.beats_table(summaries) in page
     assert paper_report.tables(summaries) in page
     assert paper_settings.settings_table(summaries) in page
+    assert "\n".join(paper_scarce.section(ROOT / "docs")) in page and "### On bases that have fitted" in page
     for figure in ("beta_sweep.png", "rm_vs_dpo.png", "dpo_vs_ppo_3d.png"):
         assert (ROOT / "docs" / "paper" / figure).exists()
 
