@@ -10,7 +10,8 @@ the same device session:
 Env: SIZE (tiny | small | 0.5b | 1.5b), BS, STEPS, STAGE (ZeRO stage), PRECOMPUTE (1: precomputed reference),
 GC (1: gradient checkpointing), LAYOUT (auto | packed | padded), MAX_TOKENS (train.max_tokens_per_batch; BS is
 then the pairs per step), VOCAB, LAYERS (the depth, instead of SIZE's), DS_JSON (a DeepSpeed config used as is),
-PROFILE (1: a torch.profiler table instead; SHAPES=1 splits it by input shape). It runs `prefopt dpo` as a user
+PROFILE (1: a torch.profiler table of the steps instead: steps 3 to STEPS-1, so neither the reference pass,
+the first steps nor the end-of-run export is in it; SHAPES=1 splits it by input shape). It runs `prefopt dpo` as a user
 would and prints one `RESULT {json}` line from its metrics.jsonl. `benchmarks/vs_trl.sh` runs it beside TRL.
 Not a test: it asserts nothing.
 """
@@ -119,8 +120,14 @@ def main() -> None:
         acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
                                                           if torch.cuda.is_available() else [])
         shapes = os.environ.get("SHAPES") == "1"  # one row per input shape: which tensor a kernel's time goes to
-        with torch.profiler.profile(activities=acts, record_shapes=shapes) as prof:
+        # Only steady steps: the run's start (the precomputed reference's pass) and its end (the export, one
+        # device-to-host copy per weight tensor) would otherwise fill the table's top rows.
+        record = torch.profiler.schedule(wait=1, warmup=1, active=max(1, steps - 3), repeat=1)
+        with torch.profiler.profile(activities=acts, record_shapes=shapes, schedule=record) as prof:
+            step_once = trainer.stepper.run
+            trainer.stepper.run = lambda *args: (step_once(*args), prof.step())[0]
             trainer.train()
+        print(f"profiled: steps 3 to {steps - 1} of {steps}", flush=True)
         key = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
         table = prof.key_averages(group_by_input_shape=shapes).table(sort_by=key, row_limit=int(os.environ.get("ROWS", 30)))
         print(table, flush=True)
