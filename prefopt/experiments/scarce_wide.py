@@ -76,11 +76,14 @@ def _longer(summaries: list[dict]) -> str:
     (short, short_verdict), (long, long_verdict) = (control_pages.change(summaries, run, "rft_1024_long")
                                                     for run in ("grpo_1024_sft", "grpo_1024_sft_long"))
     gained = control_pages.change(summaries, "rft_1024_long", "rft_1024")[0]
+    last = lambda run: summaries[0][run]["valid"][-1][0]  # its last step: the equal-steps run drew as many answers
+    samples = last("grpo_1024_sft_long") / last("grpo_1024_sft")
     return (f" **Given more passes over the same answers, the control gains {gained} pp and GRPO + SFT term's "
             f"equal-steps run is {short} pp against it ({short_verdict}); for as many updates, GRPO + SFT term is {long} "
             f"pp against it ({long_verdict}).** {_groups(summaries, 'grpo_1024_sft_long')} in that run. " + (
                 "So the RL win holds beyond equal steps: more SFT on the base's answers does not catch up with "
-                "on-policy RL given as many." if long_verdict == "holds" else
+                f"on-policy RL given as many steps, though not as many samples (by then GRPO has drawn {samples:g} "
+                "times the answers the control's candidates hold)." if long_verdict == "holds" else
                 "So the RL win is one of equal steps: with more steps for both, continued SFT on the base's best "
                 "answers is " + ("ahead of" if long_verdict == "does not hold" else "level with") + " on-policy RL "
                 "here."))

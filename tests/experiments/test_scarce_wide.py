@@ -56,8 +56,12 @@ def test_the_longer_pair_says_whether_the_win_survives_more_steps():
     For as many updates at 56, 64, 77: +3, +2, +3 → +2.7 ± 0.6, holds, and +16, +14, +17 = +15.7 ± 1.5 over the
     base. At 54, 61, 74 (+1, −1, 0) it is level (1/3 seeds above); at 52, 61, 73, below on every seed."""
     base = [summary(k, 40.0 + 10 * k, 45.0, 42.0, 43.0, 42.0, 45.0) for k in range(3)]
-    longer = lambda grpo: [with_wider(s, (52.0, 61.5, 72.0)[k], 50.0 + 10 * k, 50.0, ((53.0, 62.0, 74.0)[k], grpo[k]))
-                           for k, s in enumerate(base)]
+    def longer(grpo):
+        seeds = [with_wider(s, (52.0, 61.5, 72.0)[k], 50.0 + 10 * k, 50.0, ((53.0, 62.0, 74.0)[k], grpo[k]))
+                 for k, s in enumerate(base)]
+        for seed in seeds:  # 3 times the equal-steps run's 25 steps
+            seed["grpo_1024_sft_long"]["valid"][-1][0] = 75
+        return seeds
     page = scarce_page.markdown(longer((56.0, 64.0, 77.0)), {**Sizes().__dict__}, minutes=20, quick=False)
     assert "| **GRPO + SFT term at 1,024 for as many updates against that longer control** | +3.0 | +2.0 | +3.0 | " \
            "+2.7 ± 0.6 | **holds** |" in page
@@ -68,6 +72,7 @@ def test_the_longer_pair_says_whether_the_win_survives_more_steps():
            "equal-steps run is -1.2 ± 0.8 pp against it (does not hold); for as many updates, GRPO + SFT term is " \
            "+2.7 ± 0.6 pp against it (holds).** 95% of GRPO's groups scored the same and 85% of its last rollouts " \
            "were right in that run. So the RL win holds beyond equal steps" in page
+    assert "(by then GRPO has drawn 3 times the answers the control's candidates hold)" in page
     assert "still rising" not in page and "**The same control for 3 passes** over the same answers (300 steps)" in page
     page = scarce_page.markdown(longer((54.0, 61.0, 74.0)), {**Sizes().__dict__}, minutes=20, quick=False)
     assert "(not beyond the spread (1/3 seeds above)).** " in page and "answers is level with on-policy RL" in page
