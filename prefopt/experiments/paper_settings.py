@@ -80,7 +80,12 @@ def onpolicy_settings() -> str:
     recipe = yaml.safe_load((REPO / "recipes/demo/onpolicy.yaml").read_text())
     passes = recipe["train"]["epochs"]
     return (f"{'one pass' if passes == 1 else f'{passes} passes'} of DPO + SFT (λ {recipe['loss']['sft_weight']:g}, "
-            f"lr {recipe['optim']['lr']:.0e})".replace("e-0", "e-"))
+            f"lr {lr_text(recipe['optim']['lr'])})")
+
+
+def lr_text(lr: float) -> str:
+    """A learning rate as the recipes and pages write it (4e-4, not 4e-04)."""
+    return f"{lr:.0e}".replace("e-0", "e-")
 
 
 def settings_table(summaries: list[dict]) -> str:

@@ -148,8 +148,8 @@ def wider(here: Seed, summary: dict, sizes: Sizes, valid: list[str], quick: bool
     answers, compared = paper_selected.count_rows(best), paper_selected.count_rows(pairs)
     summary["candidates_1024"] = {"pairs": compared, "best": answers, "problems": count}
     run = lambda name, *args: train(here, summary, valid, name, *args)
-    run("grpo_1024_sft", "grpo", "recipes/demo/grpo_1024_sft.yaml", problems, sizes.steps,
-        *(paper_selected.WIDE_QUICK if quick else []))
+    grpo_sets = paper_selected.WIDE_QUICK if quick else []
+    run("grpo_1024_sft", "grpo", "recipes/demo/grpo_1024_sft.yaml", problems, sizes.steps, *grpo_sets)
     run("rft_1024", "sft", "recipes/demo/rft.yaml", best, sizes.steps, paper_selected.one_pass(answers, sizes.steps),
         *paper_selected.WIDE_CONTROL)
     run("dpo_sft_1024", "dpo", "recipes/demo/onpolicy_1024.yaml", pairs, sizes.steps,
@@ -159,8 +159,7 @@ def wider(here: Seed, summary: dict, sizes: Sizes, valid: list[str], quick: bool
     longer = sizes.long_passes * sizes.steps
     run("rft_1024_long", "sft", "recipes/demo/rft.yaml", best, longer, paper_selected.one_pass(answers, sizes.steps),
         *paper_selected.WIDE_CONTROL)
-    run("grpo_1024_sft_long", "grpo", "recipes/demo/grpo_1024_sft.yaml", problems, longer,
-        *(paper_selected.WIDE_QUICK if quick else []))
+    run("grpo_1024_sft_long", "grpo", "recipes/demo/grpo_1024_sft.yaml", problems, longer, *grpo_sets)
 
 
 def main(argv=None) -> None:

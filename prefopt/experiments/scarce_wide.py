@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 
 from prefopt.experiments import REPO, control_pages, paper_selected
+from prefopt.experiments.paper_settings import lr_text
 from prefopt.recipe import load_recipe
 
 RUNS = [("GRPO + SFT term, 1,024 problems × 2 an update (docs/paper.md's)", "grpo_1024_sft"),
@@ -37,12 +38,13 @@ def setup(summaries: list[dict], sizes: dict) -> list[str]:
     return [f"- **docs/paper.md's runs at 1,024 problems an update**: 4 answers from the base for each of "
             f"{summaries[0]['candidates_1024']['problems']:,} training problems (pairs: {counts('pairs')}; best "
             f"answers: {counts('best')}); GRPO + SFT term (`recipes/demo/grpo_1024_sft.yaml`: "
-            f"{grpo.grpo.rollout_prompts:,} problems × {grpo.grpo.group_size}, lr {_lr(grpo)}, λ "
+            f"{grpo.grpo.rollout_prompts:,} problems × {grpo.grpo.group_size}, lr {lr_text(grpo.optim.lr)}, λ "
             f"{grpo.grpo.sft_weight:g}) for {sizes['steps']} updates, which samples as many answers; its control, "
-            f"`recipes/demo/rft.yaml` at lr {_lr(control)} on the best answers, one pass in {sizes['steps']} steps; "
+            f"`recipes/demo/rft.yaml` at lr {lr_text(control.optim.lr)} on the best answers, one pass in "
+            f"{sizes['steps']} steps; "
             f"DPO + SFT (`recipes/demo/onpolicy_1024.yaml`: λ {dpo.loss.sft_weight:g}, β {dpo.loss.beta:g}, lr "
-            f"{_lr(dpo)}) on the pairs, one pass in as many steps. docs/paper.md's validation choices on its own "
-            "base, not searched on these. Added on 2026-12-04, after every other row's test numbers had been seen "
+            f"{lr_text(dpo.optim.lr)}) on the pairs, one pass in as many steps. docs/paper.md's validation choices on "
+            "its own base, not searched on these. Added on 2026-12-04, after every other row's test numbers had been seen "
             "and after a validation-only probe of the same runs on these bases (docs/history.md)." + (
                 f" **The same control for {sizes['long_passes']} passes** over the same answers ({longer} steps), "
                 f"and **GRPO + SFT term for as many updates** on the same problems: decided before either ran, after "
@@ -95,7 +97,3 @@ def _groups(summaries: list[dict], run: str) -> str:
     right = statistics.mean(s[run]["train_accuracy"][-1][1] for s in summaries)
     return f"{zero:.0%} of GRPO's groups scored the same and {right:.0%} of its last rollouts were right"
 
-
-def _lr(recipe) -> str:
-    """A learning rate as the recipes write it (4e-4)."""
-    return f"{recipe.optim.lr:.0e}".replace("e-0", "e-")
